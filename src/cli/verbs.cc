@@ -1,0 +1,105 @@
+#include "cli/verbs.h"
+
+namespace slate::cli {
+namespace {
+
+constexpr std::string_view kRuntime = "the runtime (issue 3)";
+
+void FileArg(CLI::App& app, Options& o) {
+  app.add_option("FILE", o.file, "the system file")->required();
+}
+
+void StateDirOpt(CLI::App& app, Options& o) {
+  app.add_option("--state-dir", o.state_dir,
+                 "the running system's state_dir (default: $SLATE_STATE_DIR, else ./.slate)");
+}
+
+void NameArg(CLI::App& app, Options& o) {
+  StateDirOpt(app, o);
+  app.add_option("NAME", o.name, "a component or supervisor")->required();
+}
+
+}  // namespace
+
+const std::vector<Verb>& Verbs() {
+  static const std::vector<Verb> verbs{
+      {"run", "run the system in the foreground",
+       "Starts every child of the root supervisor in order and supervises them until\n"
+       "`slate shutdown`, SIGTERM or SIGINT. Works as PID 1 in a container and speaks\n"
+       "sd_notify to its own parent. Exit: 0 orderly shutdown, 1 runtime error,\n"
+       "2 the system could not start, 3 the system gave up.",
+       kRuntime, FileArg, nullptr},
+      {"check", "validate a system file and print its tree",
+       "Reads FILE, reports every error as FILE:LINE:COL: message and exits 2, or\n"
+       "prints the supervision tree, channels and devices and exits 0. Warnings\n"
+       "are printed but do not fail the check.",
+       "", FileArg, RunCheck},
+      {"status", "show the tree: state, pid, uptime, restarts, streak, image",
+       "Asks the running system (through state_dir/control.sock) for its tree.",
+       kRuntime,
+       [](CLI::App& app, Options& o) {
+         StateDirOpt(app, o);
+         app.add_flag("--json", o.json, "machine-readable output");
+       },
+       nullptr},
+      {"events", "print the event journal",
+       "Prints state_dir/events.jsonl; --follow keeps printing new events.", kRuntime,
+       [](CLI::App& app, Options& o) {
+         StateDirOpt(app, o);
+         app.add_flag("--json", o.json, "one JSON object per line, as stored");
+         app.add_flag("--follow,-f", o.follow, "keep printing new events");
+       },
+       nullptr},
+      {"logs", "print a component's captured stdout and stderr",
+       "Prints state_dir/logs/NAME.log; --follow keeps printing new lines.", kRuntime,
+       [](CLI::App& app, Options& o) {
+         NameArg(app, o);
+         app.add_flag("--follow,-f", o.follow, "keep printing new output");
+       },
+       nullptr},
+      {"start", "start a stopped child (operator control)",
+       "Starts NAME again after `slate stop`. Not counted as a failure.", kRuntime, NameArg,
+       nullptr},
+      {"stop", "stop a child (operator control)",
+       "Stops NAME honouring its shutdown; it stays stopped until `slate start`.\n"
+       "Not counted as a failure.",
+       kRuntime, NameArg, nullptr},
+      {"restart", "restart a child (operator control)",
+       "Stops and starts NAME. Not counted as a failure.", kRuntime, NameArg, nullptr},
+      {"kill", "inject a fault: signal a child as if it crashed",
+       "Sends SIG (default KILL) to NAME's process. Unlike stop, this is a failure:\n"
+       "it counts against intensity and the streak.",
+       kRuntime,
+       [](CLI::App& app, Options& o) {
+         NameArg(app, o);
+         app.add_option("--signal,-s", o.signal, "signal name or number (default KILL)");
+       },
+       nullptr},
+      {"update", "run a component on a new image, in probation",
+       "Imports PATH into the content-addressed image store and restarts NAME on it;\n"
+       "a failure streak in probation reverts to the previous image.",
+       "the error kernel (issue 5)",
+       [](CLI::App& app, Options& o) {
+         NameArg(app, o);
+         app.add_option("PATH", o.path, "the new program")->required();
+       },
+       nullptr},
+      {"revert", "go back to a component's previous image",
+       "Restarts NAME on the image it ran before the last update.",
+       "the error kernel (issue 5)", NameArg, nullptr},
+      {"dlq", "list a channel's dead letters",
+       "Lists, exports, requeues or purges the messages of CHANNEL's dead-letter queue.",
+       "channels (issue 4)",
+       [](CLI::App& app, Options& o) {
+         StateDirOpt(app, o);
+         app.add_option("CHANNEL", o.channel, "a channel")->required();
+       },
+       nullptr},
+      {"shutdown", "stop the whole system in order",
+       "Stops every child in reverse start order; `slate run` then exits 0.", kRuntime,
+       StateDirOpt, nullptr},
+  };
+  return verbs;
+}
+
+}  // namespace slate::cli

@@ -1,0 +1,42 @@
+// The table of `slate` verbs (SPEC section 7). Each verb has a summary for
+// `slate --help`, a longer text for `slate help VERB`, its options, and what
+// it runs. A verb whose capability has not landed yet is listed with
+// `available = false`: its help says when it comes, and running it exits 2.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace slate::cli {
+
+// Options every verb may set; each verb reads only its own.
+struct Options {
+  std::string file;       // run, check
+  std::string name;       // logs, start, stop, restart, kill, update, revert
+  std::string path;       // update
+  std::string channel;    // dlq
+  std::string state_dir;  // client verbs: --state-dir
+  std::string signal = "KILL";
+  bool json = false;
+  bool follow = false;
+};
+
+struct Verb {
+  std::string_view name;
+  std::string_view summary;
+  std::string_view details;
+  std::string_view arrives_with;  // empty when available
+  std::function<void(CLI::App&, Options&)> options;
+  std::function<int(const Options&)> run;
+};
+
+const std::vector<Verb>& Verbs();
+
+// `slate check FILE`: 0 and the tree, or 2 and every error.
+int RunCheck(const Options& o);
+
+}  // namespace slate::cli

@@ -1,0 +1,163 @@
+// The validated model of a system file (SPEC section 2).
+//
+// A `System` is produced only by `spec::Parse` after every check has passed;
+// it is immutable afterwards and shared as `std::shared_ptr<const System>`.
+// Every name it holds refers to something that exists: children, channel ends,
+// devices and templates are resolved and checked for cycles and double owners.
+// All paths are absolute.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace slate::spec {
+
+using Duration = std::chrono::nanoseconds;
+
+// Where a definition stands in the system file, for messages that come later
+// (the runtime names the line of a component whose image cannot be started).
+struct SourcePos {
+  int line = 0;
+  int column = 0;
+};
+
+enum class Strategy { kOneForOne, kOneForAll, kRestForOne, kSimpleOneForOne };
+enum class RestartType { kPermanent, kTransient, kTemporary };
+enum class AutoShutdown { kNever, kAnySignificant, kAllSignificant };
+enum class Durability { kProcess, kPower };
+
+enum class LadderStep {
+  kRollbackState,
+  kResetState,
+  kSanitizeState,
+  kRevertImage,
+  kReinstallImage,
+  kResetDevice,
+  kEscalate,
+  kGiveUp,
+};
+
+// How a child is stopped: SIGTERM then SIGKILL after `timeout`, SIGKILL at
+// once, or SIGTERM and wait as long as it takes (OTP's shutdown values).
+struct Shutdown {
+  enum class Kind { kTimeout, kBrutalKill, kInfinity };
+  Kind kind = Kind::kTimeout;
+  Duration timeout{};  // meaningful for kTimeout only
+
+  friend bool operator==(const Shutdown&, const Shutdown&) = default;
+};
+
+// How a component says it is ready: at once after spawn, by sd_notify
+// READY=1, or by writing a newline to descriptor `fd` (s6 style).
+struct Readiness {
+  enum class Kind { kSpawn, kNotify, kFd };
+  Kind kind = Kind::kSpawn;
+  int fd = -1;  // meaningful for kFd only
+
+  friend bool operator==(const Readiness&, const Readiness&) = default;
+};
+
+// Delay before restart n of a streak: 0 for n = 1, then
+// min(max, initial * factor^(n-2)) with +-10% jitter (SPEC section 4).
+struct Backoff {
+  Duration initial{};
+  Duration max{};
+  double factor = 2.0;
+};
+
+struct PersistentFailurePolicy {
+  int after = 3;  // streak length that triggers the next step
+  std::vector<LadderStep> steps;
+};
+
+struct StateSpec {
+  std::uint64_t size = 0;                 // bytes; the store's map size
+  std::optional<Duration> checkpoint_every;  // none: no periodic checkpoints
+  int keep = 3;                           // checkpoints kept
+  Durability durability = Durability::kProcess;
+};
+
+struct Component {
+  std::string name;
+  SourcePos pos;
+  std::vector<std::string> exec;  // exec[0] is absolute
+  RestartType restart = RestartType::kPermanent;
+  Shutdown shutdown;
+  Readiness ready;
+  std::optional<Duration> ready_timeout;  // none: wait forever
+  std::optional<Duration> heartbeat;      // none: no hang detection
+  std::map<std::string, std::string> env;
+  std::vector<std::string> devices;
+  std::optional<StateSpec> state;
+  std::vector<std::string> sanitize;  // sanitize[0] is absolute when present
+  std::optional<Backoff> backoff;
+  std::optional<Duration> healthy_after;
+  std::optional<PersistentFailurePolicy> on_persistent_failure;
+  int standby = 0;
+  bool significant = false;
+  bool critical = false;
+  std::vector<int> normal_exit_codes;  // besides 0
+};
+
+struct Supervisor {
+  std::string name;
+  SourcePos pos;
+  Strategy strategy = Strategy::kOneForOne;
+  int intensity = 1;
+  Duration period = std::chrono::seconds(5);
+  RestartType restart = RestartType::kPermanent;
+  Shutdown shutdown{Shutdown::Kind::kInfinity, {}};
+  AutoShutdown auto_shutdown = AutoShutdown::kNever;
+  bool significant = false;
+  std::vector<std::string> children;  // start order; empty for simple_one_for_one
+  std::string template_name;          // simple_one_for_one only: a component
+  int instances = 0;                  // simple_one_for_one only
+};
+
+struct Channel {
+  std::string name;
+  SourcePos pos;
+  std::string from;  // producing component
+  std::string to;    // consuming component
+  std::uint64_t capacity = 1024;     // messages
+  std::uint64_t max_message = 4096;  // bytes
+  int max_deliveries = 3;
+};
+
+struct Device {
+  std::string name;
+  SourcePos pos;
+  std::vector<std::string> reset;  // reset[0] is absolute; may be empty
+  Duration reset_timeout = std::chrono::seconds(5);
+};
+
+struct System {
+  std::string file;       // absolute path of the system file
+  std::string base_dir;   // its directory; relative paths are resolved here
+  std::string name;
+  std::string root;       // a supervisor
+  std::string state_dir;  // absolute
+
+  // Declaration order, as in the file.
+  std::vector<Supervisor> supervisors;
+  std::vector<Component> components;
+  std::vector<Channel> channels;
+  std::vector<Device> devices;
+
+  const Supervisor* FindSupervisor(std::string_view name) const;
+  const Component* FindComponent(std::string_view name) const;
+  const Channel* FindChannel(std::string_view name) const;
+  const Device* FindDevice(std::string_view name) const;
+};
+
+std::string_view ToString(Strategy s);
+std::string_view ToString(RestartType r);
+std::string_view ToString(AutoShutdown a);
+std::string_view ToString(Durability d);
+std::string_view ToString(LadderStep s);
+
+}  // namespace slate::spec

@@ -1,0 +1,459 @@
+// Reading: TOML -> System, checking each value's type and range. Names that
+// refer to other definitions are checked afterwards, in validate.cc.
+#include "spec/parser.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <tuple>
+
+#include "spec/reader.h"
+#include "spec/validate.h"
+
+namespace slate::spec {
+namespace {
+
+namespace fs = std::filesystem;
+using internal::Context;
+using internal::EnumNames;
+using internal::PosOf;
+using internal::TableReader;
+
+const EnumNames<Strategy> kStrategies{{"one_for_one", Strategy::kOneForOne},
+                                      {"one_for_all", Strategy::kOneForAll},
+                                      {"rest_for_one", Strategy::kRestForOne},
+                                      {"simple_one_for_one", Strategy::kSimpleOneForOne}};
+const EnumNames<RestartType> kRestartTypes{{"permanent", RestartType::kPermanent},
+                                           {"transient", RestartType::kTransient},
+                                           {"temporary", RestartType::kTemporary}};
+const EnumNames<AutoShutdown> kAutoShutdowns{{"never", AutoShutdown::kNever},
+                                             {"any_significant", AutoShutdown::kAnySignificant},
+                                             {"all_significant", AutoShutdown::kAllSignificant}};
+const EnumNames<Durability> kDurabilities{{"process", Durability::kProcess},
+                                          {"power", Durability::kPower}};
+const EnumNames<LadderStep> kLadderSteps{{"rollback_state", LadderStep::kRollbackState},
+                                         {"reset_state", LadderStep::kResetState},
+                                         {"sanitize_state", LadderStep::kSanitizeState},
+                                         {"revert_image", LadderStep::kRevertImage},
+                                         {"reinstall_image", LadderStep::kReinstallImage},
+                                         {"reset_device", LadderStep::kResetDevice},
+                                         {"escalate", LadderStep::kEscalate},
+                                         {"give_up", LadderStep::kGiveUp}};
+
+template <typename E>
+std::string_view NameOf(const EnumNames<E>& names, E value) {
+  for (const auto& [n, v] : names) {
+    if (v == value) return n;
+  }
+  return "?";
+}
+
+class Reader {
+ public:
+  Reader(Context& ctx, std::string base_dir) : ctx_(ctx), base_dir_(std::move(base_dir)) {}
+
+  void ReadRoot(const toml::table& root, System& sys);
+
+ private:
+  void ReadSystem(const toml::table& t, System& sys);
+  Supervisor ReadSupervisor(TableReader& r);
+  Component ReadComponent(TableReader& r);
+  Channel ReadChannel(TableReader& r);
+  Device ReadDevice(TableReader& r);
+
+  std::optional<Shutdown> ReadShutdown(TableReader& r);
+  std::optional<Readiness> ReadReadiness(TableReader& r);
+  std::optional<StateSpec> ReadState(TableReader& r);
+  std::optional<Backoff> ReadBackoff(TableReader& r);
+  std::optional<PersistentFailurePolicy> ReadLadder(TableReader& r);
+  // A command line whose first element is resolved against the file's folder.
+  std::optional<std::vector<std::string>> ReadCommand(TableReader& r, std::string_view key);
+
+  std::string Resolve(const std::string& path) const {
+    fs::path p(path);
+    if (p.is_absolute()) return p.lexically_normal().string();
+    return (fs::path(base_dir_) / p).lexically_normal().string();
+  }
+
+  Context& ctx_;
+  std::string base_dir_;
+};
+
+void Reader::ReadRoot(const toml::table& root, System& sys) {
+  static const std::vector<std::string> kTopLevel{"system", "supervisor", "component", "channel",
+                                                  "device"};
+  const toml::table* system_table = nullptr;
+  for (const auto& [key, node] : root) {
+    std::string_view k = key.str();
+    if (std::find(kTopLevel.begin(), kTopLevel.end(), k) == kTopLevel.end()) {
+      ctx_.Error(PosOf(key.source()), fmt::format("unknown table '{}'{}; expected one of {}", k,
+                                                  DidYouMean(k, kTopLevel),
+                                                  TableReader::Alternatives(kTopLevel)));
+      continue;
+    }
+    if (!node.is_table()) {
+      ctx_.Error(PosOf(node.source()), fmt::format("'{}' must be a table, got {}", k,
+                                                   internal::TypeName(node.type())));
+      continue;
+    }
+    const toml::table& t = *node.as_table();
+    if (k == "system") {
+      system_table = &t;
+      continue;
+    }
+    for (const auto& [name_key, def] : t) {
+      std::string name(name_key.str());
+      std::string path = fmt::format("{}.{}", k, name);
+      ctx_.Record(path, PosOf(name_key.source()));
+      if (!def.is_table()) {
+        ctx_.Error(PosOf(def.source()), fmt::format("{}: expected a table, got {}", path,
+                                                    internal::TypeName(def.type())));
+        continue;
+      }
+      TableReader r(ctx_, *def.as_table(), path);
+      if (k == "supervisor") {
+        sys.supervisors.push_back(ReadSupervisor(r));
+        sys.supervisors.back().name = name;
+        sys.supervisors.back().pos = PosOf(name_key.source());
+      } else if (k == "component") {
+        sys.components.push_back(ReadComponent(r));
+        sys.components.back().name = name;
+        sys.components.back().pos = PosOf(name_key.source());
+      } else if (k == "channel") {
+        sys.channels.push_back(ReadChannel(r));
+        sys.channels.back().name = name;
+        sys.channels.back().pos = PosOf(name_key.source());
+      } else {
+        sys.devices.push_back(ReadDevice(r));
+        sys.devices.back().name = name;
+        sys.devices.back().pos = PosOf(name_key.source());
+      }
+      r.Finish();
+    }
+  }
+  // toml++ iterates tables in key order; the model keeps the file's order.
+  auto by_pos = [](const auto& a, const auto& b) {
+    return std::tie(a.pos.line, a.pos.column) < std::tie(b.pos.line, b.pos.column);
+  };
+  std::sort(sys.supervisors.begin(), sys.supervisors.end(), by_pos);
+  std::sort(sys.components.begin(), sys.components.end(), by_pos);
+  std::sort(sys.channels.begin(), sys.channels.end(), by_pos);
+  std::sort(sys.devices.begin(), sys.devices.end(), by_pos);
+  if (system_table == nullptr) {
+    ctx_.Error({1, 1}, "missing [system] table (it names the root supervisor: root = \"...\")");
+  } else {
+    ReadSystem(*system_table, sys);
+  }
+}
+
+void Reader::ReadSystem(const toml::table& t, System& sys) {
+  TableReader r(ctx_, t, "system");
+  ctx_.Record("system", r.pos());
+  if (auto v = r.String("name")) sys.name = *v;
+  if (auto v = r.String("root")) sys.root = *v;
+  if (auto v = r.String("state_dir")) {
+    if (v->empty()) {
+      r.BadValue("state_dir", "must not be empty");
+    } else {
+      sys.state_dir = Resolve(*v);
+    }
+  }
+  r.Finish();
+}
+
+std::optional<Shutdown> Reader::ReadShutdown(TableReader& r) {
+  const toml::node* n = r.Get("shutdown");
+  if (n == nullptr) return std::nullopt;
+  if (n->is_string()) {
+    std::string_view s = n->as_string()->get();
+    if (s == "brutal_kill") return Shutdown{Shutdown::Kind::kBrutalKill, {}};
+    if (s == "infinity") return Shutdown{Shutdown::Kind::kInfinity, {}};
+  }
+  if (auto d = r.DurationValue("shutdown", false)) return Shutdown{Shutdown::Kind::kTimeout, *d};
+  return std::nullopt;
+}
+
+std::optional<Readiness> Reader::ReadReadiness(TableReader& r) {
+  auto s = r.String("ready");
+  if (!s) return std::nullopt;
+  if (*s == "spawn") return Readiness{Readiness::Kind::kSpawn, -1};
+  if (*s == "notify") return Readiness{Readiness::Kind::kNotify, -1};
+  if (s->starts_with("fd:")) {
+    std::string_view digits = std::string_view(*s).substr(3);
+    int fd = -1;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
+    if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty()) {
+      r.BadValue("ready", fmt::format("'{}': expected fd:N with N a descriptor number", *s));
+      return std::nullopt;
+    }
+    if (fd < 3 || fd > 1023) {
+      r.BadValue("ready", fmt::format("'{}': the descriptor must be between 3 and 1023 "
+                                      "(0, 1 and 2 are the component's stdio)", *s));
+      return std::nullopt;
+    }
+    return Readiness{Readiness::Kind::kFd, fd};
+  }
+  static const std::vector<std::string> kModes{"spawn", "notify", "fd:N"};
+  r.BadValue("ready", fmt::format("unknown ready mode '{}' (expected spawn, notify or fd:N){}", *s,
+                                  DidYouMean(*s, kModes)));
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> Reader::ReadCommand(TableReader& r, std::string_view key) {
+  auto cmd = r.StringList(key, false);
+  if (!cmd) return std::nullopt;
+  if ((*cmd)[0].empty()) {
+    r.BadValue(key, "the program (first element) must not be empty");
+    return std::nullopt;
+  }
+  (*cmd)[0] = Resolve((*cmd)[0]);
+  return cmd;
+}
+
+std::optional<StateSpec> Reader::ReadState(TableReader& parent) {
+  const toml::table* t = parent.Table("state");
+  if (t == nullptr) return std::nullopt;
+  TableReader r(ctx_, *t, parent.path() + ".state");
+  StateSpec s;
+  bool good = true;
+  if (auto v = r.Size("size")) {
+    s.size = *v;
+  } else if (r.Get("size") == nullptr) {
+    ctx_.Error(r.pos(), fmt::format("{}: missing required key 'size'", r.path()));
+    good = false;
+  } else {
+    good = false;
+  }
+  s.checkpoint_every = r.DurationValue("checkpoint_every", false);
+  if (auto v = r.Integer("keep", 1, 1000)) s.keep = static_cast<int>(*v);
+  if (auto v = r.Enum("durability", kDurabilities, "durability")) s.durability = *v;
+  r.Finish();
+  if (!good) return std::nullopt;
+  return s;
+}
+
+std::optional<Backoff> Reader::ReadBackoff(TableReader& parent) {
+  const toml::table* t = parent.Table("backoff");
+  if (t == nullptr) return std::nullopt;
+  TableReader r(ctx_, *t, parent.path() + ".backoff");
+  Backoff b;
+  auto initial = r.DurationValue("initial", false);
+  auto max = r.DurationValue("max", false);
+  auto factor = r.Number("factor", 1.0, 1000.0);
+  r.Finish();
+  if (r.Get("initial") == nullptr) {
+    ctx_.Error(r.pos(), fmt::format("{}: missing required key 'initial'", r.path()));
+    return std::nullopt;
+  }
+  if (!initial) return std::nullopt;
+  b.initial = *initial;
+  b.max = max.value_or(std::max<Duration>(*initial, std::chrono::seconds(5)));
+  if (factor) b.factor = *factor;
+  if (max && *max < *initial) {
+    r.BadValue("max", "must not be shorter than 'initial'");
+    return std::nullopt;
+  }
+  return b;
+}
+
+std::optional<PersistentFailurePolicy> Reader::ReadLadder(TableReader& parent) {
+  const toml::table* t = parent.Table("on_persistent_failure");
+  if (t == nullptr) return std::nullopt;
+  TableReader r(ctx_, *t, parent.path() + ".on_persistent_failure");
+  PersistentFailurePolicy p;
+  if (auto v = r.Integer("after", 1, 1000)) p.after = static_cast<int>(*v);
+  auto steps = r.StringList("steps", false);
+  if (r.Get("steps") == nullptr) {
+    ctx_.Error(r.pos(), fmt::format("{}: missing required key 'steps'", r.path()));
+  }
+  r.Finish();
+  if (!steps) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& [n, v] : kLadderSteps) names.emplace_back(n);
+  bool good = true;
+  for (std::size_t i = 0; i < steps->size(); ++i) {
+    const std::string& s = (*steps)[i];
+    auto it = std::find_if(kLadderSteps.begin(), kLadderSteps.end(),
+                           [&](const auto& e) { return e.first == s; });
+    if (it == kLadderSteps.end()) {
+      ctx_.Error(ctx_.At(fmt::format("{}.steps.{}", r.path(), i)),
+                 fmt::format("{}.steps: unknown step '{}' (expected {}){}", r.path(), s,
+                             TableReader::Alternatives(names), DidYouMean(s, names)));
+      good = false;
+      continue;
+    }
+    p.steps.push_back(it->second);
+  }
+  if (!good) return std::nullopt;
+  return p;
+}
+
+Supervisor Reader::ReadSupervisor(TableReader& r) {
+  Supervisor s;
+  if (auto v = r.Enum("strategy", kStrategies, "strategy")) s.strategy = *v;
+  if (auto v = r.Integer("intensity", 0, 1'000'000)) s.intensity = static_cast<int>(*v);
+  if (auto v = r.DurationValue("period", false)) s.period = *v;
+  if (auto v = r.Enum("restart", kRestartTypes, "restart type")) s.restart = *v;
+  if (auto v = ReadShutdown(r)) s.shutdown = *v;
+  if (auto v = r.Enum("auto_shutdown", kAutoShutdowns, "auto_shutdown value")) {
+    s.auto_shutdown = *v;
+  }
+  if (auto v = r.Bool("significant")) s.significant = *v;
+  if (auto v = r.StringList("children", true)) s.children = std::move(*v);
+  if (auto v = r.String("template")) s.template_name = *v;
+  if (auto v = r.Integer("instances", 0, 100'000)) s.instances = static_cast<int>(*v);
+  return s;
+}
+
+Component Reader::ReadComponent(TableReader& r) {
+  Component c;
+  if (auto v = ReadCommand(r, "exec")) {
+    c.exec = std::move(*v);
+  } else if (r.Get("exec") == nullptr) {
+    ctx_.Error(r.pos(), fmt::format("{}: missing required key 'exec' (the command to run)",
+                                    r.path()));
+  }
+  if (auto v = r.Enum("restart", kRestartTypes, "restart type")) c.restart = *v;
+  c.shutdown = Shutdown{Shutdown::Kind::kTimeout, std::chrono::seconds(5)};
+  if (auto v = ReadShutdown(r)) c.shutdown = *v;
+  if (auto v = ReadReadiness(r)) c.ready = *v;
+  c.ready_timeout = std::chrono::seconds(90);
+  if (auto v = r.DurationValue("ready_timeout", false, true)) {
+    c.ready_timeout = *v == Duration::max() ? std::nullopt : std::optional<Duration>(*v);
+  }
+  c.heartbeat = r.DurationValue("heartbeat", false);
+  if (auto v = r.StringMap("env")) {
+    for (const auto& [k, val] : *v) {
+      if (k.empty() || k.find('=') != std::string::npos) {
+        r.BadValue("env", fmt::format("'{}' is not a valid environment variable name", k));
+      }
+    }
+    c.env = std::move(*v);
+  }
+  if (auto v = r.StringList("devices", true)) c.devices = std::move(*v);
+  c.state = ReadState(r);
+  if (auto v = ReadCommand(r, "sanitize")) c.sanitize = std::move(*v);
+  c.backoff = ReadBackoff(r);
+  c.healthy_after = r.DurationValue("healthy_after", false);
+  c.on_persistent_failure = ReadLadder(r);
+  if (auto v = r.Integer("standby", 0, 64)) c.standby = static_cast<int>(*v);
+  if (auto v = r.Bool("significant")) c.significant = *v;
+  if (auto v = r.Bool("critical")) c.critical = *v;
+  if (const toml::node* n = r.Get("normal_exit_codes")) {
+    const toml::array* a = n->as_array();
+    if (a == nullptr) {
+      r.BadValue("normal_exit_codes", fmt::format("expected an array of exit codes, got {}",
+                                                  internal::TypeName(n->type())));
+    } else {
+      for (const toml::node& e : *a) {
+        std::optional<std::int64_t> code = e.value<std::int64_t>();
+        if (!e.is_integer() || !code || *code < 0 || *code > 255) {
+          ctx_.Error(PosOf(e.source()),
+                     fmt::format("{}.normal_exit_codes: expected an exit code from 0 to 255",
+                                 r.path()));
+          continue;
+        }
+        c.normal_exit_codes.push_back(static_cast<int>(*code));
+      }
+    }
+  }
+  return c;
+}
+
+Channel Reader::ReadChannel(TableReader& r) {
+  Channel ch;
+  for (std::string_view end : {"from", "to"}) {
+    auto v = r.String(end);
+    if (!v && r.Get(end) == nullptr) {
+      ctx_.Error(r.pos(), fmt::format("{}: missing required key '{}'", r.path(), end));
+    }
+    if (v) (end == "from" ? ch.from : ch.to) = *v;
+  }
+  if (auto v = r.Integer("capacity", 1, 1 << 24)) ch.capacity = static_cast<std::uint64_t>(*v);
+  if (auto v = r.Size("max_message")) {
+    if (*v > (64u << 20)) {
+      r.BadValue("max_message", "must be at most 64MiB");
+    } else {
+      ch.max_message = *v;
+    }
+  }
+  if (auto v = r.Integer("max_deliveries", 1, 1000)) ch.max_deliveries = static_cast<int>(*v);
+  return ch;
+}
+
+Device Reader::ReadDevice(TableReader& r) {
+  Device d;
+  if (auto v = ReadCommand(r, "reset")) d.reset = std::move(*v);
+  if (auto v = r.DurationValue("reset_timeout", false)) d.reset_timeout = *v;
+  return d;
+}
+
+ParseResult Finish(std::string path, Context& ctx, std::unique_ptr<System> sys) {
+  ParseResult result;
+  result.file = std::move(path);
+  result.diagnostics = std::move(ctx.diagnostics());
+  SortDiagnostics(result.diagnostics);
+  if (sys && !HasErrors(result.diagnostics)) result.system = std::move(sys);
+  return result;
+}
+
+}  // namespace
+
+std::string ParseResult::Report() const {
+  std::string out;
+  for (const auto& d : diagnostics) {
+    out += FormatDiagnostic(d, file);
+    out += '\n';
+  }
+  return out;
+}
+
+ParseResult ParseText(std::string_view text, const std::string& path) {
+  Context ctx;
+  auto sys = std::make_unique<System>();
+  std::error_code ec;
+  fs::path abs = fs::absolute(fs::path(path), ec);
+  if (ec) abs = fs::path(path);
+  abs = abs.lexically_normal();
+  sys->file = abs.string();
+  sys->base_dir = abs.parent_path().string();
+  sys->name = abs.stem().string();
+  sys->state_dir = (abs.parent_path() / ".slate").string();
+
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    ctx.Error(PosOf(e.source()), fmt::format("TOML syntax: {}", e.description()));
+    return Finish(path, ctx, nullptr);
+  }
+  Reader reader(ctx, sys->base_dir);
+  reader.ReadRoot(root, *sys);
+  internal::Validate(*sys, ctx);
+  return Finish(path, ctx, std::move(sys));
+}
+
+ParseResult ParseFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ParseResult r;
+    r.file = path;
+    r.diagnostics.push_back(
+        {Severity::kError, 0, 0, fmt::format("cannot read: {}", std::strerror(errno))});
+    return r;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return ParseText(buf.str(), path);
+}
+
+std::string_view ToString(Strategy s) { return NameOf(kStrategies, s); }
+std::string_view ToString(RestartType r) { return NameOf(kRestartTypes, r); }
+std::string_view ToString(AutoShutdown a) { return NameOf(kAutoShutdowns, a); }
+std::string_view ToString(Durability d) { return NameOf(kDurabilities, d); }
+std::string_view ToString(LadderStep s) { return NameOf(kLadderSteps, s); }
+
+}  // namespace slate::spec

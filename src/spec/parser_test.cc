@@ -1,0 +1,198 @@
+#include "spec/parser.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "spec/tree.h"
+
+namespace slate::spec {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = SLATE_SPEC_FIXTURES;
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Diagnostics as "LINE:COL: message", with the fixture folder shown as ${DIR}.
+std::string Render(const ParseResult& r, const fs::path& dir) {
+  std::string out;
+  for (const auto& d : r.diagnostics) {
+    std::string line = FormatDiagnostic(d, "");
+    line.erase(0, 1);  // the ':' after the empty file name
+    std::string::size_type at;
+    while ((at = line.find(dir.string())) != std::string::npos) {
+      line.replace(at, dir.string().size(), "${DIR}");
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::vector<fs::path> FixturesIn(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".toml") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Each tests/spec/bad/X.toml comes with X.expected: exactly the diagnostics
+// it must produce. A fixture whose expected lines are all warnings must
+// still be accepted.
+TEST(Fixtures, BadFilesGiveExactlyTheExpectedMessages) {
+  auto files = FixturesIn(kFixtures / "bad");
+  ASSERT_GE(files.size(), 30u);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.filename().string());
+    fs::path expected_file = fs::path(f).replace_extension(".expected");
+    ASSERT_TRUE(fs::exists(expected_file)) << "missing " << expected_file;
+    std::string expected = ReadAll(expected_file);
+    ParseResult r = ParseFile(f.string());
+    EXPECT_EQ(Render(r, f.parent_path()), expected);
+    bool only_warnings = expected.find(": warning: ") != std::string::npos &&
+                         HasErrors(r.diagnostics) == false;
+    EXPECT_EQ(r.ok(), only_warnings);
+  }
+}
+
+TEST(Fixtures, GoodFilesAreAcceptedWithoutWarnings) {
+  auto files = FixturesIn(kFixtures / "good");
+  ASSERT_GE(files.size(), 3u);
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.filename().string());
+    ParseResult r = ParseFile(f.string());
+    EXPECT_TRUE(r.ok()) << r.Report();
+    EXPECT_EQ(r.diagnostics.size(), 0u) << r.Report();
+  }
+}
+
+ParseResult Parse(std::string_view text) { return ParseText(text, "/tmp/t/system.toml"); }
+
+constexpr std::string_view kMinimal = R"(
+[system]
+root = "main"
+[supervisor.main]
+children = ["a"]
+[component.a]
+exec = ["/bin/true"]
+)";
+
+TEST(Defaults, FollowOtp) {
+  ParseResult r = Parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.Report();
+  const System& s = *r.system;
+  EXPECT_EQ(s.name, "system");
+  EXPECT_EQ(s.state_dir, "/tmp/t/.slate");
+  const Supervisor& main = *s.FindSupervisor("main");
+  EXPECT_EQ(main.strategy, Strategy::kOneForOne);
+  EXPECT_EQ(main.intensity, 1);
+  EXPECT_EQ(main.period, std::chrono::seconds(5));
+  EXPECT_EQ(main.restart, RestartType::kPermanent);
+  EXPECT_EQ(main.shutdown.kind, Shutdown::Kind::kInfinity);
+  EXPECT_EQ(main.auto_shutdown, AutoShutdown::kNever);
+  const Component& a = *s.FindComponent("a");
+  EXPECT_EQ(a.restart, RestartType::kPermanent);
+  EXPECT_EQ(a.shutdown, (Shutdown{Shutdown::Kind::kTimeout, std::chrono::seconds(5)}));
+  EXPECT_EQ(a.ready.kind, Readiness::Kind::kSpawn);
+  EXPECT_EQ(a.ready_timeout, std::chrono::seconds(90));
+  EXPECT_FALSE(a.heartbeat);
+  EXPECT_FALSE(a.backoff);
+  EXPECT_FALSE(a.state);
+  EXPECT_FALSE(a.on_persistent_failure);
+  EXPECT_EQ(a.standby, 0);
+  EXPECT_FALSE(a.significant);
+  EXPECT_FALSE(a.critical);
+}
+
+TEST(Model, ReadsTheSpecExample) {
+  ParseResult r = ParseFile((kFixtures / "good" / "spec_example.toml").string());
+  ASSERT_TRUE(r.ok()) << r.Report();
+  const System& s = *r.system;
+  const fs::path dir = kFixtures / "good";
+  EXPECT_EQ(s.name, "telemetry");
+  EXPECT_EQ(s.state_dir, (dir / "var").string());
+  const Component& sensor = *s.FindComponent("sensor");
+  EXPECT_EQ(sensor.exec, (std::vector<std::string>{(dir / "bin/sensor").string(), "--hz", "100"}));
+  EXPECT_EQ(sensor.ready.kind, Readiness::Kind::kNotify);
+  EXPECT_EQ(sensor.shutdown, (Shutdown{Shutdown::Kind::kTimeout, std::chrono::seconds(2)}));
+  EXPECT_EQ(sensor.heartbeat, std::chrono::milliseconds(500));
+  EXPECT_EQ(sensor.env.at("RUST_LOG"), "info");
+  EXPECT_EQ(sensor.devices, std::vector<std::string>{"imu"});
+  const Component& agg = *s.FindComponent("aggregator");
+  ASSERT_TRUE(agg.state);
+  EXPECT_EQ(agg.state->size, 64u << 20);
+  EXPECT_EQ(agg.state->checkpoint_every, std::chrono::seconds(10));
+  EXPECT_EQ(agg.state->keep, 5);
+  ASSERT_TRUE(agg.backoff);
+  EXPECT_EQ(agg.backoff->initial, std::chrono::milliseconds(10));
+  EXPECT_EQ(agg.backoff->max, std::chrono::seconds(5));
+  EXPECT_DOUBLE_EQ(agg.backoff->factor, 2.0);
+  EXPECT_EQ(agg.healthy_after, std::chrono::seconds(30));
+  ASSERT_TRUE(agg.on_persistent_failure);
+  EXPECT_EQ(agg.on_persistent_failure->after, 3);
+  EXPECT_EQ(agg.on_persistent_failure->steps,
+            (std::vector<LadderStep>{LadderStep::kRollbackState, LadderStep::kRevertImage,
+                                     LadderStep::kGiveUp}));
+  EXPECT_EQ(agg.standby, 1);
+  const Supervisor& pipeline = *s.FindSupervisor("pipeline");
+  EXPECT_EQ(pipeline.strategy, Strategy::kRestForOne);
+  EXPECT_EQ(pipeline.children, (std::vector<std::string>{"filter", "aggregator"}));
+  const Channel& ch = *s.FindChannel("samples");
+  EXPECT_EQ(ch.capacity, 1024u);
+  EXPECT_EQ(ch.max_message, 4096u);
+  EXPECT_EQ(ch.max_deliveries, 3);
+  const Device& imu = *s.FindDevice("imu");
+  EXPECT_EQ(imu.reset_timeout, std::chrono::seconds(1));
+}
+
+TEST(Tree, DrawsTheSupervisionTree) {
+  ParseResult r = ParseFile((kFixtures / "good" / "spec_example.toml").string());
+  ASSERT_TRUE(r.ok()) << r.Report();
+  std::string tree = RenderTree(*r.system);
+  EXPECT_NE(tree.find("main: supervisor one_for_one, intensity 5 per 10s\n"), std::string::npos)
+      << tree;
+  EXPECT_NE(tree.find("├─ pipeline: supervisor rest_for_one, intensity 3 per 5s, permanent\n"),
+            std::string::npos)
+      << tree;
+  EXPECT_NE(tree.find("│  └─ aggregator: component permanent"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("└─ api: component permanent"), std::string::npos) << tree;
+  EXPECT_NE(tree.find("  samples: sensor -> filter, capacity 1024, max_message 4KiB"),
+            std::string::npos)
+      << tree;
+}
+
+TEST(Parse, ReportsEveryErrorNotJustTheFirst) {
+  ParseResult r = Parse(R"(
+[system]
+root = "main"
+[supervisor.main]
+strategy = "one_for_none"
+intensity = -1
+children = ["a"]
+[component.a]
+exec = []
+restart = "sometimes"
+)");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.diagnostics.size(), 4u) << r.Report();
+}
+
+TEST(Parse, MissingFileIsAClearError) {
+  ParseResult r = ParseFile("/nonexistent/system.toml");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.Report(), "/nonexistent/system.toml: cannot read: No such file or directory\n");
+}
+
+}  // namespace
+}  // namespace slate::spec
