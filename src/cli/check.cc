@@ -11,7 +11,7 @@ namespace slate::cli {
 int RunCheck(const Options& o) {
   spec::ParseResult r = spec::ParseFile(o.file);
   std::string report = r.Report();
-  std::fputs(report.c_str(), stderr);
+  fmt::print(stderr, "{}", report);
   if (!r.ok()) {
     std::size_t errors = 0;
     for (const auto& d : r.diagnostics) errors += d.severity == spec::Severity::kError ? 1 : 0;

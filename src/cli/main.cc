@@ -22,11 +22,18 @@ std::string Overview() {
 }
 
 std::string VerbHelp(CLI::App& sub, const Verb& v) {
-  std::string out = sub.help();
+  // CLI11 starts with the bare description and "Usage: VERB"; name the
+  // program as a user types it.
+  std::string body = sub.help();
+  body.erase(0, body.find('\n') + 1);
+  std::string usage = fmt::format("Usage: {}", v.name);
+  if (body.starts_with(usage))
+    body.replace(0, usage.size(), fmt::format("usage: slate {}", v.name));
+  std::string out = fmt::format("slate {}: {}\n{}", v.name, v.summary, body);
   out += fmt::format("\n{}\n", v.details);
   if (!v.arrives_with.empty()) {
-    out += fmt::format("\nNot available yet: arrives with {}. Running it exits 2.\n",
-                       v.arrives_with);
+    out +=
+        fmt::format("\nNot available yet: arrives with {}. Running it exits 2.\n", v.arrives_with);
   }
   return out;
 }
@@ -38,15 +45,30 @@ int Main(int argc, char** argv) {
   bool want_help = false;
   app.add_flag("--help,-h", want_help, "show the verbs");
   Options opts;
-  std::string help_topic;
-  CLI::App* help = app.add_subcommand("help", "describe a verb");
-  help->add_option("VERB", help_topic, "the verb to describe");
 
   std::vector<std::pair<CLI::App*, const Verb*>> subs;
   for (const Verb& v : Verbs()) {
     CLI::App* sub = app.add_subcommand(std::string(v.name), std::string(v.summary));
     v.options(*sub, opts);
     subs.emplace_back(sub, &v);
+  }
+
+  // `slate help [VERB]` is ours, not CLI11's: VERB must not be parsed as
+  // the verb itself.
+  if (argc >= 2 && std::string_view(argv[1]) == "help") {
+    if (argc == 2) {
+      fmt::print("{}", Overview());
+      return 0;
+    }
+    std::string_view topic = argv[2];
+    for (auto& [sub, v] : subs) {
+      if (v->name == topic) {
+        fmt::print("{}", VerbHelp(*sub, *v));
+        return 0;
+      }
+    }
+    fmt::print(stderr, "slate help: no verb '{}'; see `slate --help`\n", topic);
+    return kUsageError;
   }
 
   try {
@@ -74,20 +96,6 @@ int Main(int argc, char** argv) {
     return kUsageError;
   }
 
-  if (help->parsed()) {
-    if (help_topic.empty()) {
-      fmt::print("{}", Overview());
-      return 0;
-    }
-    for (auto& [sub, v] : subs) {
-      if (v->name == help_topic) {
-        fmt::print("{}", VerbHelp(*sub, *v));
-        return 0;
-      }
-    }
-    fmt::print(stderr, "slate help: no verb '{}'; see `slate --help`\n", help_topic);
-    return kUsageError;
-  }
   for (auto& [sub, v] : subs) {
     if (!sub->parsed()) continue;
     if (!v->arrives_with.empty() || !v->run) {
@@ -107,4 +115,6 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace slate::cli
 
-int main(int argc, char** argv) { return slate::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return slate::cli::Main(argc, argv);
+}

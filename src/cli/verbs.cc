@@ -35,8 +35,7 @@ const std::vector<Verb>& Verbs() {
        "are printed but do not fail the check.",
        "", FileArg, RunCheck},
       {"status", "show the tree: state, pid, uptime, restarts, streak, image",
-       "Asks the running system (through state_dir/control.sock) for its tree.",
-       kRuntime,
+       "Asks the running system (through state_dir/control.sock) for its tree.", kRuntime,
        [](CLI::App& app, Options& o) {
          StateDirOpt(app, o);
          app.add_flag("--json", o.json, "machine-readable output");
@@ -85,8 +84,8 @@ const std::vector<Verb>& Verbs() {
        },
        nullptr},
       {"revert", "go back to a component's previous image",
-       "Restarts NAME on the image it ran before the last update.",
-       "the error kernel (issue 5)", NameArg, nullptr},
+       "Restarts NAME on the image it ran before the last update.", "the error kernel (issue 5)",
+       NameArg, nullptr},
       {"dlq", "list a channel's dead letters",
        "Lists, exports, requeues or purges the messages of CHANNEL's dead-letter queue.",
        "channels (issue 4)",
@@ -96,8 +95,8 @@ const std::vector<Verb>& Verbs() {
        },
        nullptr},
       {"shutdown", "stop the whole system in order",
-       "Stops every child in reverse start order; `slate run` then exits 0.", kRuntime,
-       StateDirOpt, nullptr},
+       "Stops every child in reverse start order; `slate run` then exits 0.", kRuntime, StateDirOpt,
+       nullptr},
   };
   return verbs;
 }

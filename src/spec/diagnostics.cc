@@ -14,9 +14,7 @@ std::string FormatDiagnostic(const Diagnostic& d, std::string_view file) {
 }
 
 void SortDiagnostics(std::vector<Diagnostic>& ds) {
-  auto key = [](const Diagnostic& d) {
-    return std::tie(d.line, d.column, d.severity, d.message);
-  };
+  auto key = [](const Diagnostic& d) { return std::tie(d.line, d.column, d.severity, d.message); };
   std::stable_sort(ds.begin(), ds.end(),
                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
   ds.erase(std::unique(ds.begin(), ds.end(),

@@ -19,7 +19,11 @@ const Supervisor* System::FindSupervisor(std::string_view n) const {
 const Component* System::FindComponent(std::string_view n) const {
   return FindByName(components, n);
 }
-const Channel* System::FindChannel(std::string_view n) const { return FindByName(channels, n); }
-const Device* System::FindDevice(std::string_view n) const { return FindByName(devices, n); }
+const Channel* System::FindChannel(std::string_view n) const {
+  return FindByName(channels, n);
+}
+const Device* System::FindDevice(std::string_view n) const {
+  return FindByName(devices, n);
+}
 
 }  // namespace slate::spec

@@ -75,9 +75,9 @@ struct PersistentFailurePolicy {
 };
 
 struct StateSpec {
-  std::uint64_t size = 0;                 // bytes; the store's map size
+  std::uint64_t size = 0;                    // bytes; the store's map size
   std::optional<Duration> checkpoint_every;  // none: no periodic checkpoints
-  int keep = 3;                           // checkpoints kept
+  int keep = 3;                              // checkpoints kept
   Durability durability = Durability::kProcess;
 };
 
@@ -121,8 +121,8 @@ struct Supervisor {
 struct Channel {
   std::string name;
   SourcePos pos;
-  std::string from;  // producing component
-  std::string to;    // consuming component
+  std::string from;                  // producing component
+  std::string to;                    // consuming component
   std::uint64_t capacity = 1024;     // messages
   std::uint64_t max_message = 4096;  // bytes
   int max_deliveries = 3;
@@ -136,8 +136,8 @@ struct Device {
 };
 
 struct System {
-  std::string file;       // absolute path of the system file
-  std::string base_dir;   // its directory; relative paths are resolved here
+  std::string file;      // absolute path of the system file
+  std::string base_dir;  // its directory; relative paths are resolved here
   std::string name;
   std::string root;       // a supervisor
   std::string state_dir;  // absolute

@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 #include <tuple>
 
 #include "spec/reader.h"
@@ -89,14 +89,14 @@ void Reader::ReadRoot(const toml::table& root, System& sys) {
   for (const auto& [key, node] : root) {
     std::string_view k = key.str();
     if (std::find(kTopLevel.begin(), kTopLevel.end(), k) == kTopLevel.end()) {
-      ctx_.Error(PosOf(key.source()), fmt::format("unknown table '{}'{}; expected one of {}", k,
-                                                  DidYouMean(k, kTopLevel),
-                                                  TableReader::Alternatives(kTopLevel)));
+      ctx_.Error(PosOf(key.source()),
+                 fmt::format("unknown table '{}'{}; expected one of {}", k,
+                             DidYouMean(k, kTopLevel), TableReader::Alternatives(kTopLevel)));
       continue;
     }
     if (!node.is_table()) {
-      ctx_.Error(PosOf(node.source()), fmt::format("'{}' must be a table, got {}", k,
-                                                   internal::TypeName(node.type())));
+      ctx_.Error(PosOf(node.source()),
+                 fmt::format("'{}' must be a table, got {}", k, internal::TypeName(node.type())));
       continue;
     }
     const toml::table& t = *node.as_table();
@@ -191,7 +191,8 @@ std::optional<Readiness> Reader::ReadReadiness(TableReader& r) {
     }
     if (fd < 3 || fd > 1023) {
       r.BadValue("ready", fmt::format("'{}': the descriptor must be between 3 and 1023 "
-                                      "(0, 1 and 2 are the component's stdio)", *s));
+                                      "(0, 1 and 2 are the component's stdio)",
+                                      *s));
       return std::nullopt;
     }
     return Readiness{Readiness::Kind::kFd, fd};
@@ -313,8 +314,8 @@ Component Reader::ReadComponent(TableReader& r) {
   if (auto v = ReadCommand(r, "exec")) {
     c.exec = std::move(*v);
   } else if (r.Get("exec") == nullptr) {
-    ctx_.Error(r.pos(), fmt::format("{}: missing required key 'exec' (the command to run)",
-                                    r.path()));
+    ctx_.Error(r.pos(),
+               fmt::format("{}: missing required key 'exec' (the command to run)", r.path()));
   }
   if (auto v = r.Enum("restart", kRestartTypes, "restart type")) c.restart = *v;
   c.shutdown = Shutdown{Shutdown::Kind::kTimeout, std::chrono::seconds(5)};
@@ -351,9 +352,9 @@ Component Reader::ReadComponent(TableReader& r) {
       for (const toml::node& e : *a) {
         std::optional<std::int64_t> code = e.value<std::int64_t>();
         if (!e.is_integer() || !code || *code < 0 || *code > 255) {
-          ctx_.Error(PosOf(e.source()),
-                     fmt::format("{}.normal_exit_codes: expected an exit code from 0 to 255",
-                                 r.path()));
+          ctx_.Error(
+              PosOf(e.source()),
+              fmt::format("{}.normal_exit_codes: expected an exit code from 0 to 255", r.path()));
           continue;
         }
         c.normal_exit_codes.push_back(static_cast<int>(*code));
@@ -442,7 +443,8 @@ ParseResult ParseFile(const std::string& path) {
     ParseResult r;
     r.file = path;
     r.diagnostics.push_back(
-        {Severity::kError, 0, 0, fmt::format("cannot read: {}", std::strerror(errno))});
+        {Severity::kError, 0, 0,
+         fmt::format("cannot read: {}", std::system_category().message(errno))});
     return r;
   }
   std::ostringstream buf;
@@ -450,10 +452,20 @@ ParseResult ParseFile(const std::string& path) {
   return ParseText(buf.str(), path);
 }
 
-std::string_view ToString(Strategy s) { return NameOf(kStrategies, s); }
-std::string_view ToString(RestartType r) { return NameOf(kRestartTypes, r); }
-std::string_view ToString(AutoShutdown a) { return NameOf(kAutoShutdowns, a); }
-std::string_view ToString(Durability d) { return NameOf(kDurabilities, d); }
-std::string_view ToString(LadderStep s) { return NameOf(kLadderSteps, s); }
+std::string_view ToString(Strategy s) {
+  return NameOf(kStrategies, s);
+}
+std::string_view ToString(RestartType r) {
+  return NameOf(kRestartTypes, r);
+}
+std::string_view ToString(AutoShutdown a) {
+  return NameOf(kAutoShutdowns, a);
+}
+std::string_view ToString(Durability d) {
+  return NameOf(kDurabilities, d);
+}
+std::string_view ToString(LadderStep s) {
+  return NameOf(kLadderSteps, s);
+}
 
 }  // namespace slate::spec

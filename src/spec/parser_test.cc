@@ -60,8 +60,8 @@ TEST(Fixtures, BadFilesGiveExactlyTheExpectedMessages) {
     std::string expected = ReadAll(expected_file);
     ParseResult r = ParseFile(f.string());
     EXPECT_EQ(Render(r, f.parent_path()), expected);
-    bool only_warnings = expected.find(": warning: ") != std::string::npos &&
-                         HasErrors(r.diagnostics) == false;
+    bool only_warnings =
+        expected.find(": warning: ") != std::string::npos && HasErrors(r.diagnostics) == false;
     EXPECT_EQ(r.ok(), only_warnings);
   }
 }
@@ -77,7 +77,9 @@ TEST(Fixtures, GoodFilesAreAcceptedWithoutWarnings) {
   }
 }
 
-ParseResult Parse(std::string_view text) { return ParseText(text, "/tmp/t/system.toml"); }
+ParseResult Parse(std::string_view text) {
+  return ParseText(text, "/tmp/t/system.toml");
+}
 
 constexpr std::string_view kMinimal = R"(
 [system]

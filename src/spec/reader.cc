@@ -55,8 +55,8 @@ const toml::node* TableReader::Typed(std::string_view key, toml::node_type want,
   const toml::node* n = Get(key);
   if (n == nullptr) return nullptr;
   if (n->type() != want) {
-    ctx_.Error(PosOf(n->source()), fmt::format("{}: expected {}, got {}", KeyPath(key), what,
-                                               TypeName(n->type())));
+    ctx_.Error(PosOf(n->source()),
+               fmt::format("{}: expected {}, got {}", KeyPath(key), what, TypeName(n->type())));
     return nullptr;
   }
   return n;
@@ -218,8 +218,8 @@ const toml::table* TableReader::Table(std::string_view key) {
 void TableReader::Finish() {
   for (const auto& [k, v] : table_) {
     if (std::find(known_.begin(), known_.end(), k.str()) != known_.end()) continue;
-    ctx_.Error(PosOf(k.source()), fmt::format("{}: unknown key '{}'{}", path_, k.str(),
-                                              DidYouMean(k.str(), known_)));
+    ctx_.Error(PosOf(k.source()),
+               fmt::format("{}: unknown key '{}'{}", path_, k.str(), DidYouMean(k.str(), known_)));
   }
 }
 

@@ -86,9 +86,9 @@ class Drawer {
     if (!sys_.channels.empty()) {
       out_ += "channels:\n";
       for (const Channel& ch : sys_.channels) {
-        out_ += fmt::format("  {}: {} -> {}, capacity {}, max_message {}, max_deliveries {}\n",
-                            ch.name, ch.from, ch.to, ch.capacity, FormatSize(ch.max_message),
-                            ch.max_deliveries);
+        out_ +=
+            fmt::format("  {}: {} -> {}, capacity {}, max_message {}, max_deliveries {}\n", ch.name,
+                        ch.from, ch.to, ch.capacity, FormatSize(ch.max_message), ch.max_deliveries);
       }
     }
     if (!sys_.devices.empty()) {
@@ -100,9 +100,10 @@ class Drawer {
             if (dn == d.name) owner = "owned by " + c.name;
           }
         }
-        out_ += fmt::format("  {}: {}, reset {} within {}\n", d.name, owner,
-                            d.reset.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(d.reset, " ")),
-                            FormatDuration(d.reset_timeout));
+        out_ += fmt::format(
+            "  {}: {}, reset {} within {}\n", d.name, owner,
+            d.reset.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(d.reset, " ")),
+            FormatDuration(d.reset_timeout));
       }
     }
     return out_;
@@ -115,6 +116,8 @@ class Drawer {
 
 }  // namespace
 
-std::string RenderTree(const System& sys) { return Drawer(sys).Draw(); }
+std::string RenderTree(const System& sys) {
+  return Drawer(sys).Draw();
+}
 
 }  // namespace slate::spec

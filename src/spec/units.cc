@@ -16,8 +16,8 @@ struct Unit {
 };
 
 constexpr std::array kDurationUnits{
-    Unit{"ns", 1.0},    Unit{"us", 1e3},    Unit{"ms", 1e6},
-    Unit{"s", 1e9},     Unit{"m", 60e9},    Unit{"h", 3600e9},
+    Unit{"ns", 1.0}, Unit{"us", 1e3}, Unit{"ms", 1e6},
+    Unit{"s", 1e9},  Unit{"m", 60e9}, Unit{"h", 3600e9},
 };
 
 constexpr std::array kSizeUnits{
@@ -113,7 +113,8 @@ Result<std::uint64_t> ParseSize(std::string_view text) {
     }
   }
   std::string hint;
-  if (q->unit == "KB" || q->unit == "kB" || q->unit == "K" || q->unit == "k") hint = " (did you mean KiB?)";
+  if (q->unit == "KB" || q->unit == "kB" || q->unit == "K" || q->unit == "k")
+    hint = " (did you mean KiB?)";
   if (q->unit == "MB" || q->unit == "M") hint = " (did you mean MiB?)";
   if (q->unit == "GB" || q->unit == "G") hint = " (did you mean GiB?)";
   return MakeError(fmt::format("size '{}' has an unknown unit '{}' (use one of {}){}", text,

@@ -31,8 +31,9 @@ TEST(ParseDuration, RejectsMissingOrUnknownUnits) {
             "duration '250' has no unit (one of ns, us, ms, s, m, h), like \"250ms\"");
   r = ParseDuration("5sec");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message, "duration '5sec' has an unknown unit 'sec' (use one of ns, us, "
-                               "ms, s, m, h)");
+  EXPECT_EQ(r.error().message,
+            "duration '5sec' has an unknown unit 'sec' (use one of ns, us, "
+            "ms, s, m, h)");
 }
 
 TEST(ParseDuration, RejectsNonNumbers) {
@@ -56,8 +57,9 @@ TEST(ParseSize, AcceptsEveryUnit) {
 TEST(ParseSize, RejectsBadSizes) {
   auto r = ParseSize("4KB");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().message,
-            "size '4KB' has an unknown unit 'KB' (use one of B, KiB, MiB, GiB) (did you mean KiB?)");
+  EXPECT_EQ(
+      r.error().message,
+      "size '4KB' has an unknown unit 'KB' (use one of B, KiB, MiB, GiB) (did you mean KiB?)");
   EXPECT_FALSE(ParseSize("4096").ok());
   EXPECT_FALSE(ParseSize("0.5B").ok());
   EXPECT_FALSE(ParseSize("-1KiB").ok());

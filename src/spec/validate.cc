@@ -124,9 +124,9 @@ class Validator {
           continue;
         }
         if (!defs_.contains(child)) {
-          ctx_.Error(ctx_.At(path), fmt::format("{}: unknown child '{}'{}", shown, child,
-                                                DidYouMean(child, NamesOfKinds(
-                                                                      {"supervisor", "component"}))));
+          ctx_.Error(ctx_.At(path),
+                     fmt::format("{}: unknown child '{}'{}", shown, child,
+                                 DidYouMean(child, NamesOfKinds({"supervisor", "component"}))));
           continue;
         }
         if (!ExpectKind(path, shown, child, {"supervisor", "component"}, "child")) continue;
@@ -262,14 +262,14 @@ class Validator {
         }
       } else {
         if (!s.template_name.empty()) {
-          ctx_.Error(ctx_.At(path + ".template"),
-                     fmt::format("{}: template is only for strategy = \"simple_one_for_one\"",
-                                 path));
+          ctx_.Error(
+              ctx_.At(path + ".template"),
+              fmt::format("{}: template is only for strategy = \"simple_one_for_one\"", path));
         }
         if (ctx_.At(path + ".instances").line != 0) {
-          ctx_.Error(ctx_.At(path + ".instances"),
-                     fmt::format("{}: instances is only for strategy = \"simple_one_for_one\"",
-                                 path));
+          ctx_.Error(
+              ctx_.At(path + ".instances"),
+              fmt::format("{}: instances is only for strategy = \"simple_one_for_one\"", path));
         }
       }
     }
@@ -345,8 +345,8 @@ class Validator {
                                    lpath, name, c.name));
       }
       if (s == LadderStep::kResetDevice && c.devices.empty()) {
-        ctx_.Error(at, fmt::format("{}: reset_device needs devices in component '{}'", lpath,
-                                   c.name));
+        ctx_.Error(at,
+                   fmt::format("{}: reset_device needs devices in component '{}'", lpath, c.name));
       }
       if (s == LadderStep::kGiveUp && i + 1 < steps.size()) {
         ctx_.Warning(ctx_.At(fmt::format("{}.{}", lpath, i + 1)),
@@ -360,15 +360,16 @@ class Validator {
       std::string path = fmt::format("channel.{}", ch.name);
       bool from_ok = !ch.from.empty() &&
                      ExpectKind(path + ".from", path + ".from", ch.from, {"component"}, "producer");
-      bool to_ok = !ch.to.empty() && ExpectKind(path + ".to", path + ".to", ch.to, {"component"}, "consumer");
+      bool to_ok = !ch.to.empty() &&
+                   ExpectKind(path + ".to", path + ".to", ch.to, {"component"}, "consumer");
       if (from_ok && to_ok && ch.from == ch.to) {
         ctx_.Error(ctx_.At(path + ".to"),
                    fmt::format("{}: both ends are component '{}'; a channel joins two different "
                                "components",
                                path, ch.from));
       }
-      for (const auto& [end, ok, key] : {std::tuple{ch.from, from_ok, ".from"},
-                                         std::tuple{ch.to, to_ok, ".to"}}) {
+      for (const auto& [end, ok, key] :
+           {std::tuple{ch.from, from_ok, ".from"}, std::tuple{ch.to, to_ok, ".to"}}) {
         if (ok && IsTemplate(end)) {
           ctx_.Error(ctx_.At(path + key),
                      fmt::format("{}: '{}' is the template of simple_one_for_one supervisor '{}', "
@@ -410,6 +411,8 @@ bool IsValidName(std::string_view name) {
                      [&](char c) { return alnum(c) || c == '_' || c == '-'; });
 }
 
-void Validate(const System& sys, Context& ctx) { Validator(sys, ctx).Run(); }
+void Validate(const System& sys, Context& ctx) {
+  Validator(sys, ctx).Run();
+}
 
 }  // namespace slate::spec::internal
