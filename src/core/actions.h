@@ -1,0 +1,97 @@
+// What the supervision core hears (process facts, timers, commands) and what
+// it asks the runtime to do. The core never touches the OS: the runtime
+// carries out each Action in order and reports back with the matching calls
+// of Supervision.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/intensity.h"
+#include "spec/model.h"
+
+namespace slate::core {
+
+// One process of a component: every spawn gets a new incarnation, so a late
+// report about an old process can never be mistaken for the current one.
+using Incarnation = std::uint64_t;
+using TimerId = std::uint64_t;
+
+// How a process ended, as the OS tells it.
+struct ProcessStatus {
+  bool signaled = false;
+  int code = 0;    // exit code, when !signaled
+  int signal = 0;  // when signaled
+  bool core_dumped = false;
+  bool oom = false;  // killed by the memory limit
+};
+
+// Why a child ended (SPEC section 3).
+struct ExitReason {
+  enum class Kind { kNormal, kShutdown, kExit, kSignal, kHang, kStartTimeout, kStartError, kOom };
+  Kind kind = Kind::kNormal;
+  int code = 0;    // kExit
+  int signal = 0;  // kSignal
+  bool core_dumped = false;
+  std::string detail;  // kStartError: what failed; for supervisors: which child
+
+  bool operator==(const ExitReason&) const = default;
+};
+
+std::string_view ToString(ExitReason::Kind k);
+
+// A line of the event journal, before the runtime adds seq, ts and mono_ns.
+struct Event {
+  std::string event;       // "child_started", ...
+  std::string node;        // the node concerned ("" for system events)
+  std::string supervisor;  // its supervisor ("" for the root and system events)
+  std::optional<int> pid;
+  std::optional<ExitReason> reason;
+  std::optional<int> restarts;
+  std::optional<int> streak;
+  std::optional<std::int64_t> delay_ms;
+};
+
+// Start a process of `component` as incarnation `incarnation`. The runtime
+// answers with Supervision::Spawned or SpawnFailed.
+struct Spawn {
+  Incarnation incarnation;
+  std::string name;  // instance name, e.g. "worker@2"
+  const spec::Component* component;
+};
+
+// Send `signal` to the whole process tree of `incarnation`.
+struct Kill {
+  Incarnation incarnation;
+  int signal;
+};
+
+// Call Supervision::TimerFired(id) at `deadline` (monotonic) unless cancelled.
+struct StartTimer {
+  TimerId id;
+  Time deadline;
+};
+
+struct CancelTimer {
+  TimerId id;
+};
+
+// Append to the journal.
+struct Emit {
+  Event event;
+};
+
+// The system is over: `slate run` exits with `code` (0 orderly, 2 could not
+// start, 3 gave up) after printing `message` if not empty.
+struct Finish {
+  int code;
+  std::string message;
+};
+
+using Action = std::variant<Spawn, Kill, StartTimer, CancelTimer, Emit, Finish>;
+using Actions = std::vector<Action>;
+
+}  // namespace slate::core
