@@ -3,8 +3,6 @@
 namespace slate::cli {
 namespace {
 
-constexpr std::string_view kRuntime = "the runtime (issue 3)";
-
 void FileArg(CLI::App& app, Options& o) {
   app.add_option("FILE", o.file, "the system file")->required();
 }
@@ -28,52 +26,51 @@ const std::vector<Verb>& Verbs() {
        "`slate shutdown`, SIGTERM or SIGINT. Works as PID 1 in a container and speaks\n"
        "sd_notify to its own parent. Exit: 0 orderly shutdown, 1 runtime error,\n"
        "2 the system could not start, 3 the system gave up.",
-       kRuntime, FileArg, nullptr},
+       "", FileArg, RunRun},
       {"check", "validate a system file and print its tree",
        "Reads FILE, reports every error as FILE:LINE:COL: message and exits 2, or\n"
        "prints the supervision tree, channels and devices and exits 0. Warnings\n"
        "are printed but do not fail the check.",
        "", FileArg, RunCheck},
       {"status", "show the tree: state, pid, uptime, restarts, streak, image",
-       "Asks the running system (through state_dir/control.sock) for its tree.", kRuntime,
+       "Asks the running system (through state_dir/control.sock) for its tree.", "",
        [](CLI::App& app, Options& o) {
          StateDirOpt(app, o);
          app.add_flag("--json", o.json, "machine-readable output");
        },
-       nullptr},
+       RunStatus},
       {"events", "print the event journal",
-       "Prints state_dir/events.jsonl; --follow keeps printing new events.", kRuntime,
+       "Prints state_dir/events.jsonl; --follow keeps printing new events.", "",
        [](CLI::App& app, Options& o) {
          StateDirOpt(app, o);
          app.add_flag("--json", o.json, "one JSON object per line, as stored");
          app.add_flag("--follow,-f", o.follow, "keep printing new events");
        },
-       nullptr},
+       RunEvents},
       {"logs", "print a component's captured stdout and stderr",
-       "Prints state_dir/logs/NAME.log; --follow keeps printing new lines.", kRuntime,
+       "Prints state_dir/logs/NAME.log; --follow keeps printing new lines.", "",
        [](CLI::App& app, Options& o) {
          NameArg(app, o);
          app.add_flag("--follow,-f", o.follow, "keep printing new output");
        },
-       nullptr},
+       RunLogs},
       {"start", "start a stopped child (operator control)",
-       "Starts NAME again after `slate stop`. Not counted as a failure.", kRuntime, NameArg,
-       nullptr},
+       "Starts NAME again after `slate stop`. Not counted as a failure.", "", NameArg, RunStart},
       {"stop", "stop a child (operator control)",
        "Stops NAME honouring its shutdown; it stays stopped until `slate start`.\n"
        "Not counted as a failure.",
-       kRuntime, NameArg, nullptr},
+       "", NameArg, RunStop},
       {"restart", "restart a child (operator control)",
-       "Stops and starts NAME. Not counted as a failure.", kRuntime, NameArg, nullptr},
+       "Stops and starts NAME. Not counted as a failure.", "", NameArg, RunRestart},
       {"kill", "inject a fault: signal a child as if it crashed",
        "Sends SIG (default KILL) to NAME's process. Unlike stop, this is a failure:\n"
        "it counts against intensity and the streak.",
-       kRuntime,
+       "",
        [](CLI::App& app, Options& o) {
          NameArg(app, o);
          app.add_option("--signal,-s", o.signal, "signal name or number (default KILL)");
        },
-       nullptr},
+       RunKill},
       {"update", "run a component on a new image, in probation",
        "Imports PATH into the content-addressed image store and restarts NAME on it;\n"
        "a failure streak in probation reverts to the previous image.",
@@ -95,8 +92,8 @@ const std::vector<Verb>& Verbs() {
        },
        nullptr},
       {"shutdown", "stop the whole system in order",
-       "Stops every child in reverse start order; `slate run` then exits 0.", kRuntime, StateDirOpt,
-       nullptr},
+       "Stops every child in reverse start order; `slate run` then exits 0.", "", StateDirOpt,
+       RunShutdown},
   };
   return verbs;
 }

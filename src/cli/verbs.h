@@ -38,5 +38,15 @@ const std::vector<Verb>& Verbs();
 
 // `slate check FILE`: 0 and the tree, or 2 and every error.
 int RunCheck(const Options& o);
+// `slate run FILE` (run.cc) and the client verbs (client.cc).
+int RunRun(const Options& o);
+int RunStatus(const Options& o);
+int RunEvents(const Options& o);
+int RunLogs(const Options& o);
+int RunStart(const Options& o);
+int RunStop(const Options& o);
+int RunRestart(const Options& o);
+int RunKill(const Options& o);
+int RunShutdown(const Options& o);
 
 }  // namespace slate::cli

@@ -42,6 +42,8 @@ struct ExitReason {
 };
 
 std::string_view ToString(ExitReason::Kind k);
+// "exit code 1", "signal 9 (core dumped)", "hang: no heartbeat for 612ms", ...
+std::string Describe(const ExitReason& r);
 
 // A line of the event journal, before the runtime adds seq, ts and mono_ns.
 struct Event {

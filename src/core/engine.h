@@ -102,7 +102,5 @@ class Supervision::Engine {
   bool finished_ = false;
 };
 
-// "exit code 1", "signal 9 (core dumped)", "hang", ...
-std::string Describe(const ExitReason& r);
 
 }  // namespace slate::core

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "spec/reader.h"
+#include "spec/units.h"
 #include "spec/validate.h"
 
 namespace slate::spec {
@@ -111,6 +112,7 @@ void Reader::ReadRoot(const toml::table& root, System& sys) {
       if (!def.is_table()) {
         ctx_.Error(PosOf(def.source()), fmt::format("{}: expected a table, got {}", path,
                                                     internal::TypeName(def.type())));
+        ctx_.MarkBad(path);
         continue;
       }
       TableReader r(ctx_, *def.as_table(), path);
@@ -232,7 +234,10 @@ std::optional<StateSpec> Reader::ReadState(TableReader& parent) {
   if (auto v = r.Integer("keep", 1, 1000)) s.keep = static_cast<int>(*v);
   if (auto v = r.Enum("durability", kDurabilities, "durability")) s.durability = *v;
   r.Finish();
-  if (!good) return std::nullopt;
+  if (!good) {
+    ctx_.MarkBad(r.path());
+    return std::nullopt;
+  }
   return s;
 }
 
@@ -271,7 +276,10 @@ std::optional<PersistentFailurePolicy> Reader::ReadLadder(TableReader& parent) {
     ctx_.Error(r.pos(), fmt::format("{}: missing required key 'steps'", r.path()));
   }
   r.Finish();
-  if (!steps) return std::nullopt;
+  if (!steps) {
+    ctx_.MarkBad(r.path());
+    return std::nullopt;
+  }
   std::vector<std::string> names;
   for (const auto& [n, v] : kLadderSteps) names.emplace_back(n);
   bool good = true;
@@ -288,7 +296,10 @@ std::optional<PersistentFailurePolicy> Reader::ReadLadder(TableReader& parent) {
     }
     p.steps.push_back(it->second);
   }
-  if (!good) return std::nullopt;
+  if (!good) {
+    ctx_.MarkBad(r.path());
+    return std::nullopt;
+  }
   return p;
 }
 
@@ -376,7 +387,7 @@ Channel Reader::ReadChannel(TableReader& r) {
   if (auto v = r.Integer("capacity", 1, 1 << 24)) ch.capacity = static_cast<std::uint64_t>(*v);
   if (auto v = r.Size("max_message")) {
     if (*v > (64u << 20)) {
-      r.BadValue("max_message", "must be at most 64MiB");
+      r.BadValue("max_message", fmt::format("must be at most 64MiB, got {}", FormatSize(*v)));
     } else {
       ch.max_message = *v;
     }

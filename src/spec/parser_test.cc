@@ -190,6 +190,26 @@ restart = "sometimes"
   EXPECT_EQ(r.diagnostics.size(), 4u) << r.Report();
 }
 
+// SPEC section 6 applies "the next unused step": a step listed twice is
+// applied twice, so it is kept, in order, and not reported.
+TEST(Ladder, KeepsARepeatedStep) {
+  ParseResult r = Parse(R"(
+[system]
+root = "main"
+[supervisor.main]
+children = ["a"]
+[component.a]
+exec = ["/bin/true"]
+state = { size = "1MiB", checkpoint_every = "10s" }
+on_persistent_failure = { steps = ["rollback_state", "rollback_state", "reset_state"] }
+)");
+  ASSERT_TRUE(r.ok()) << r.Report();
+  EXPECT_EQ(r.diagnostics.size(), 0u) << r.Report();
+  EXPECT_EQ(r.system->FindComponent("a")->on_persistent_failure->steps,
+            (std::vector<LadderStep>{LadderStep::kRollbackState, LadderStep::kRollbackState,
+                                     LadderStep::kResetState}));
+}
+
 TEST(Parse, MissingFileIsAClearError) {
   ParseResult r = ParseFile("/nonexistent/system.toml");
   EXPECT_FALSE(r.ok());

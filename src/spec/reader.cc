@@ -55,15 +55,20 @@ const toml::node* TableReader::Typed(std::string_view key, toml::node_type want,
   const toml::node* n = Get(key);
   if (n == nullptr) return nullptr;
   if (n->type() != want) {
-    ctx_.Error(PosOf(n->source()),
-               fmt::format("{}: expected {}, got {}", KeyPath(key), what, TypeName(n->type())));
+    Bad(key, PosOf(n->source()),
+        fmt::format("{}: expected {}, got {}", KeyPath(key), what, TypeName(n->type())));
     return nullptr;
   }
   return n;
 }
 
+void TableReader::Bad(std::string_view key, SourcePos at, std::string message) {
+  ctx_.Error(at, std::move(message));
+  ctx_.MarkBad(KeyPath(key));
+}
+
 void TableReader::BadValue(std::string_view key, std::string message) {
-  ctx_.Error(ctx_.At(KeyPath(key)), fmt::format("{}: {}", KeyPath(key), message));
+  Bad(key, ctx_.At(KeyPath(key)), fmt::format("{}: {}", KeyPath(key), message));
 }
 
 std::optional<std::string> TableReader::String(std::string_view key) {
@@ -84,11 +89,7 @@ std::optional<std::int64_t> TableReader::Integer(std::string_view key, std::int6
   if (n == nullptr) return std::nullopt;
   std::int64_t v = n->as_integer()->get();
   if (v < min || v > max) {
-    if (max == INT64_MAX) {
-      BadValue(key, fmt::format("must be at least {}, got {}", min, v));
-    } else {
-      BadValue(key, fmt::format("must be between {} and {}, got {}", min, max, v));
-    }
+    BadValue(key, fmt::format("must be between {} and {}, got {}", min, max, v));
     return std::nullopt;
   }
   return v;
@@ -103,8 +104,8 @@ std::optional<double> TableReader::Number(std::string_view key, double min, doub
   } else if (n->is_integer()) {
     v = static_cast<double>(n->as_integer()->get());
   } else {
-    ctx_.Error(PosOf(n->source()),
-               fmt::format("{}: expected a number, got {}", KeyPath(key), TypeName(n->type())));
+    Bad(key, PosOf(n->source()),
+        fmt::format("{}: expected a number, got {}", KeyPath(key), TypeName(n->type())));
     return std::nullopt;
   }
   if (!std::isfinite(v) || v < min || v > max) {
@@ -119,9 +120,9 @@ std::optional<Duration> TableReader::DurationValue(std::string_view key, bool al
   const toml::node* n = Get(key);
   if (n == nullptr) return std::nullopt;
   if (!n->is_string()) {
-    ctx_.Error(PosOf(n->source()),
-               fmt::format("{}: expected a duration string with a unit, like \"250ms\", got {}",
-                           KeyPath(key), TypeName(n->type())));
+    Bad(key, PosOf(n->source()),
+        fmt::format("{}: expected a duration string with a unit, like \"250ms\", got {}",
+                    KeyPath(key), TypeName(n->type())));
     return std::nullopt;
   }
   std::string_view text = n->as_string()->get();
@@ -150,18 +151,19 @@ std::optional<std::uint64_t> TableReader::Size(std::string_view key) {
     return static_cast<std::uint64_t>(v);
   }
   if (!n->is_string()) {
-    ctx_.Error(PosOf(n->source()),
-               fmt::format("{}: expected a size (bytes, or a string like \"4KiB\"), got {}",
-                           KeyPath(key), TypeName(n->type())));
+    Bad(key, PosOf(n->source()),
+        fmt::format("{}: expected a size (bytes, or a string like \"4KiB\"), got {}", KeyPath(key),
+                    TypeName(n->type())));
     return std::nullopt;
   }
-  auto s = ParseSize(n->as_string()->get());
+  std::string_view text = n->as_string()->get();
+  auto s = ParseSize(text);
   if (!s) {
     BadValue(key, s.error().message);
     return std::nullopt;
   }
   if (*s == 0) {
-    BadValue(key, "must be more than 0 bytes");
+    BadValue(key, fmt::format("must be more than 0 bytes, got '{}'", text));
     return std::nullopt;
   }
   return *s;
@@ -183,8 +185,8 @@ std::optional<std::vector<std::string>> TableReader::StringList(std::string_view
     SourcePos at = PosOf(e.source());
     ctx_.Record(fmt::format("{}.{}", KeyPath(key), i), at);
     if (!e.is_string()) {
-      ctx_.Error(at, fmt::format("{}[{}]: expected a string, got {}", KeyPath(key), i,
-                                 TypeName(e.type())));
+      Bad(key, at,
+          fmt::format("{}[{}]: expected a string, got {}", KeyPath(key), i, TypeName(e.type())));
       good = false;
       continue;
     }
@@ -201,8 +203,9 @@ std::optional<std::map<std::string, std::string>> TableReader::StringMap(std::st
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : *n->as_table()) {
     if (!v.is_string()) {
-      ctx_.Error(PosOf(v.source()), fmt::format("{}.{}: expected a string, got {}", KeyPath(key),
-                                                k.str(), TypeName(v.type())));
+      Bad(key, PosOf(v.source()),
+          fmt::format("{}.{}: expected a string, got {}", KeyPath(key), k.str(),
+                      TypeName(v.type())));
       continue;
     }
     out.emplace(std::string(k.str()), std::string(v.as_string()->get()));

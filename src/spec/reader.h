@@ -4,12 +4,13 @@
 // of it. Every getter marks its key as known; Finish() then reports each key
 // that nobody asked for, with a "did you mean" hint. Getters return nullopt
 // both for an absent key (no message) and for a bad value (an error is
-// recorded), so a caller simply keeps its default.
+// recorded and the key marked bad), so a caller simply keeps its default.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,18 +29,28 @@ std::string_view TypeName(toml::node_type t);
 
 // Diagnostics, plus the position of every value read, keyed by its dotted
 // path ("supervisor.main.children.1"), for checks that run after reading.
+//
+// A key whose value was reported as bad is marked, so that later checks can
+// skip what depends on it: the model holds the default in its place, and
+// checking the default would report errors the user did not make.
 class Context {
  public:
   void Error(SourcePos at, std::string message);
   void Warning(SourcePos at, std::string message);
   void Record(const std::string& path, SourcePos at) { positions_[path] = at; }
   SourcePos At(const std::string& path) const;
+  // Whether the key at `path` is in the file, with a good value or not.
+  bool Given(const std::string& path) const { return positions_.contains(path); }
+
+  void MarkBad(const std::string& path) { bad_.insert(path); }
+  bool IsBad(const std::string& path) const { return bad_.contains(path); }
 
   std::vector<Diagnostic>& diagnostics() { return diagnostics_; }
 
  private:
   std::vector<Diagnostic> diagnostics_;
   std::map<std::string, SourcePos> positions_;
+  std::set<std::string> bad_;
 };
 
 template <typename E>
@@ -82,7 +93,7 @@ class TableReader {
     return std::nullopt;
   }
 
-  // Reports a bad value at the key's value.
+  // Reports a bad value at the key's value and marks the key as bad.
   void BadValue(std::string_view key, std::string message);
   // Reports unknown keys. Call once, after every getter.
   void Finish();
@@ -91,6 +102,8 @@ class TableReader {
 
  private:
   const toml::node* Typed(std::string_view key, toml::node_type want, std::string_view what);
+  // Reports `message` at `at` about the value of `key` and marks the key.
+  void Bad(std::string_view key, SourcePos at, std::string message);
   std::string KeyPath(std::string_view key) const { return fmt::format("{}.{}", path_, key); }
 
   Context& ctx_;

@@ -23,7 +23,7 @@ std::string SupervisorLine(const Supervisor& s, bool is_root) {
   if (s.auto_shutdown != AutoShutdown::kNever) {
     line += fmt::format(", auto_shutdown {}", ToString(s.auto_shutdown));
   }
-  if (s.significant) line += ", significant";
+  if (s.significant && !is_root) line += ", significant";
   return line;
 }
 

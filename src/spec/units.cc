@@ -54,8 +54,15 @@ Result<Quantity> SplitQuantity(std::string_view text, std::string_view what,
                                  text, what, example));
   }
   Quantity q;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + i, q.number);
-  if (ec != std::errc() || end != text.data() + i) {
+  std::string_view number = text.substr(0, i);
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), q.number);
+  if (ec == std::errc::result_out_of_range) {
+    // Too many digits for a double: huge if a digit before the point is not
+    // zero, else too small to matter. The callers' range checks take over.
+    std::string_view whole = number.substr(0, number.find('.'));
+    bool huge = whole.find_first_not_of('0') != std::string_view::npos;
+    q.number = huge ? std::numeric_limits<double>::infinity() : 0.0;
+  } else if (ec != std::errc() || end != number.data() + number.size()) {
     return MakeError(fmt::format("'{}' is not a {}", text, what));
   }
   q.unit = text.substr(i);

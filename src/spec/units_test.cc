@@ -1,5 +1,8 @@
 #include "spec/units.h"
 
+#include <string>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace slate::spec {
@@ -44,6 +47,15 @@ TEST(ParseDuration, RejectsNonNumbers) {
 
 TEST(ParseDuration, RejectsOverflow) {
   EXPECT_FALSE(ParseDuration("99999999999999h").ok());
+  // More digits than a double holds: too long, not "not a duration".
+  std::string huge = std::string(400, '9') + "s";
+  auto r = ParseDuration(huge);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, fmt::format("duration '{}' is too long", huge));
+}
+
+TEST(ParseDuration, RoundsTooManyDecimalsToZero) {
+  EXPECT_EQ(*ParseDuration("0." + std::string(400, '0') + "1s"), nanoseconds(0));
 }
 
 TEST(ParseSize, AcceptsEveryUnit) {
@@ -64,6 +76,10 @@ TEST(ParseSize, RejectsBadSizes) {
   EXPECT_FALSE(ParseSize("0.5B").ok());
   EXPECT_FALSE(ParseSize("-1KiB").ok());
   EXPECT_FALSE(ParseSize("99999999999GiB").ok());
+  std::string huge = std::string(400, '9') + "B";
+  auto big = ParseSize(huge);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().message, fmt::format("size '{}' is too large", huge));
 }
 
 TEST(FormatDuration, UsesTheLargestExactUnit) {

@@ -40,6 +40,14 @@ class Validator {
     return fmt::format("{} '{}' (line {})", it->second.kind, name, it->second.pos.line);
   }
 
+  // Whether `name` has a [KIND.name] entry that is not a table.
+  bool BadlyDefined(const std::string& name) const {
+    for (std::string_view kind : {"supervisor", "component", "channel", "device"}) {
+      if (ctx_.IsBad(fmt::format("{}.{}", kind, name))) return true;
+    }
+    return false;
+  }
+
   std::vector<std::string> NamesOfKinds(std::initializer_list<std::string_view> kinds) const {
     std::vector<std::string> out;
     for (const auto& [name, def] : defs_) {
@@ -61,9 +69,20 @@ class Validator {
       if (!wanted.empty()) wanted += " or ";
       wanted += k;
     }
+    if (name.empty()) {
+      ctx_.Error(at, fmt::format("{}: the {} name is empty", path, role));
+      return false;
+    }
     if (it == defs_.end()) {
+      if (BadlyDefined(name)) return false;  // its definition was reported
+      std::string meant = ClosestMatch(name, NamesOfKinds(kinds));
       ctx_.Error(at, fmt::format("{}: unknown {} '{}'{}", path, role, name,
-                                 DidYouMean(name, NamesOfKinds(kinds))));
+                                 meant.empty() ? "" : fmt::format(" (did you mean '{}'?)", meant)));
+      // Most likely a typo for `meant`: that `meant` then has no parent or
+      // no owner is no news. (A channel end names no parent or owner.)
+      if (!meant.empty() && (role == "child" || role == "template" || role == "device")) {
+        suggested_.insert(meant);
+      }
       return false;
     }
     for (auto k : kinds) {
@@ -98,12 +117,13 @@ class Validator {
   }
 
   void CheckRoot() {
-    if (sys_.root.empty()) {
-      if (ctx_.At("system.root").line == 0 && ctx_.At("system").line != 0) {
+    if (!ctx_.Given("system.root")) {
+      if (ctx_.Given("system")) {
         ctx_.Error(ctx_.At("system"), "system: missing required key 'root' (the top supervisor)");
       }
       return;
     }
+    if (ctx_.IsBad("system.root")) return;
     ExpectKind("system.root", "system.root", sys_.root, {"supervisor"}, "root supervisor");
   }
 
@@ -123,20 +143,13 @@ class Validator {
                      fmt::format("{}: supervisor '{}' cannot be its own child", shown, child));
           continue;
         }
-        if (!defs_.contains(child)) {
-          ctx_.Error(ctx_.At(path),
-                     fmt::format("{}: unknown child '{}'{}", shown, child,
-                                 DidYouMean(child, NamesOfKinds({"supervisor", "component"}))));
-          continue;
-        }
         if (!ExpectKind(path, shown, child, {"supervisor", "component"}, "child")) continue;
         AddParent(child, s.name, path, shown);
       }
-      if (!s.template_name.empty()) {
-        std::string path = fmt::format("supervisor.{}.template", s.name);
-        if (ExpectKind(path, path, s.template_name, {"component"}, "template")) {
-          AddParent(s.template_name, s.name, path, path);
-        }
+      std::string tpath = fmt::format("supervisor.{}.template", s.name);
+      if (ctx_.Given(tpath) && !ctx_.IsBad(tpath) &&
+          ExpectKind(tpath, tpath, s.template_name, {"component"}, "template")) {
+        AddParent(s.template_name, s.name, tpath, tpath);
       }
     }
   }
@@ -190,6 +203,12 @@ class Validator {
 
   void CheckReachable() {
     if (sys_.FindSupervisor(sys_.root) == nullptr) return;  // reported already
+    // A children list or template that could not be read may have named
+    // any node, so no node can be said to be unreachable.
+    for (const Supervisor& s : sys_.supervisors) {
+      std::string path = fmt::format("supervisor.{}", s.name);
+      if (ctx_.IsBad(path + ".children") || ctx_.IsBad(path + ".template")) return;
+    }
     std::set<std::string> reached{sys_.root};
     std::vector<std::string> todo{sys_.root};
     while (!todo.empty()) {
@@ -205,6 +224,7 @@ class Validator {
     auto check = [&](const auto& items, std::string_view kind) {
       for (const auto& item : items) {
         if (reached.contains(item.name) || in_cycle_.contains(item.name)) continue;
+        if (suggested_.contains(item.name)) continue;
         if (parent_.contains(item.name) && in_cycle_.contains(parent_[item.name])) continue;
         ctx_.Error(item.pos, fmt::format("{} '{}' is not reachable from the root supervisor '{}'; "
                                          "list it in a supervisor's children",
@@ -222,7 +242,7 @@ class Validator {
 
   void CheckSignificant(const std::string& path, const std::string& name, bool significant,
                         RestartType restart) {
-    if (!significant) return;
+    if (!significant || ctx_.IsBad(path + ".restart")) return;
     SourcePos at = ctx_.At(path + ".significant");
     if (restart == RestartType::kPermanent) {
       ctx_.Error(at, fmt::format("{}: a permanent child cannot be significant (as in OTP); "
@@ -231,19 +251,38 @@ class Validator {
       return;
     }
     const Supervisor* p = ParentOf(name);
-    if (p != nullptr && p->auto_shutdown == AutoShutdown::kNever) {
+    if (p != nullptr && p->auto_shutdown == AutoShutdown::kNever &&
+        !ctx_.IsBad(fmt::format("supervisor.{}.auto_shutdown", p->name))) {
       ctx_.Warning(at, fmt::format("{}: significant has no effect because supervisor '{}' has "
                                    "auto_shutdown = \"never\"",
                                    path, p->name));
     }
   }
 
+  // The root has no parent, so what a child has for its parent means nothing.
+  void CheckRootOnlyKeys(const std::string& path) {
+    for (std::string_view key : {"restart", "significant"}) {
+      std::string kpath = fmt::format("{}.{}", path, key);
+      if (!ctx_.Given(kpath) || ctx_.IsBad(kpath)) continue;
+      ctx_.Warning(ctx_.At(kpath),
+                   fmt::format("{}: {} has no effect on the root supervisor, which has no parent",
+                               path, key));
+    }
+  }
+
   void CheckSupervisors() {
     for (const Supervisor& s : sys_.supervisors) {
       std::string path = fmt::format("supervisor.{}", s.name);
-      CheckSignificant(path, s.name, s.significant, s.restart);
+      if (s.name == sys_.root) {
+        CheckRootOnlyKeys(path);
+      } else {
+        CheckSignificant(path, s.name, s.significant, s.restart);
+      }
+      // With a strategy that could not be read, these would check the
+      // default instead of what the user meant.
+      if (ctx_.IsBad(path + ".strategy")) continue;
       if (s.strategy == Strategy::kSimpleOneForOne) {
-        if (s.template_name.empty()) {
+        if (!ctx_.Given(path + ".template")) {
           ctx_.Error(s.pos, fmt::format("{}: simple_one_for_one needs template = \"COMPONENT\" "
                                         "(and instances = N)",
                                         path));
@@ -261,12 +300,12 @@ class Validator {
                                  path));
         }
       } else {
-        if (!s.template_name.empty()) {
+        if (ctx_.Given(path + ".template")) {
           ctx_.Error(
               ctx_.At(path + ".template"),
               fmt::format("{}: template is only for strategy = \"simple_one_for_one\"", path));
         }
-        if (ctx_.At(path + ".instances").line != 0) {
+        if (ctx_.Given(path + ".instances")) {
           ctx_.Error(
               ctx_.At(path + ".instances"),
               fmt::format("{}: instances is only for strategy = \"simple_one_for_one\"", path));
@@ -279,6 +318,15 @@ class Validator {
     const Supervisor* p = ParentOf(component);
     return p != nullptr && p->strategy == Strategy::kSimpleOneForOne &&
            p->template_name == component;
+  }
+
+  // Why a template cannot hold what only one process may hold: whatever
+  // `instances` says now, more can be added while the system runs.
+  std::string TemplateOf(const std::string& component) const {
+    return fmt::format(
+        "'{}' is the template of simple_one_for_one supervisor '{}', which can "
+        "run many instances",
+        component, ParentOf(component)->name);
   }
 
   void CheckImage(const std::string& path, const std::vector<std::string>& cmd) {
@@ -315,11 +363,9 @@ class Validator {
                                                  path, d, it->second));
         }
       }
-      if (!c.devices.empty() && IsTemplate(c.name) && ParentOf(c.name)->instances > 1) {
+      if (!c.devices.empty() && IsTemplate(c.name)) {
         ctx_.Error(ctx_.At(path + ".devices"),
-                   fmt::format("{}.devices: '{}' is the template of simple_one_for_one supervisor "
-                               "'{}' with {} instances, which would share the device",
-                               path, c.name, ParentOf(c.name)->name, ParentOf(c.name)->instances));
+                   fmt::format("{}.devices: {}; a device has one owner", path, TemplateOf(c.name)));
       }
       if (c.on_persistent_failure) CheckLadder(c, path);
     }
@@ -332,19 +378,29 @@ class Validator {
       SourcePos at = ctx_.At(fmt::format("{}.{}", lpath, i));
       LadderStep s = steps[i];
       std::string_view name = ToString(s);
-      if (s == LadderStep::kSanitizeState && c.sanitize.empty()) {
+      // A state, sanitize or devices key that could not be read has been
+      // reported; the step needs it but is not wrong.
+      if (s == LadderStep::kSanitizeState && c.sanitize.empty() &&
+          !ctx_.IsBad(path + ".sanitize")) {
         ctx_.Error(at, fmt::format("{}: sanitize_state needs a sanitize command "
                                    "(sanitize = [\"bin/fsck\"]) in component '{}'",
                                    lpath, c.name));
       }
       bool needs_state = s == LadderStep::kRollbackState || s == LadderStep::kResetState ||
                          s == LadderStep::kSanitizeState;
-      if (needs_state && !c.state) {
+      if (needs_state && !c.state && !ctx_.IsBad(path + ".state")) {
         ctx_.Error(at, fmt::format("{}: {} needs a state store (state = {{ size = ... }}) in "
                                    "component '{}'",
                                    lpath, name, c.name));
       }
-      if (s == LadderStep::kResetDevice && c.devices.empty()) {
+      if (s == LadderStep::kRollbackState && c.state && !c.state->checkpoint_every &&
+          !ctx_.IsBad(path + ".state.checkpoint_every")) {
+        ctx_.Warning(at, fmt::format("{}: rollback_state falls back to reset_state: component "
+                                     "'{}' has no state.checkpoint_every, so there is no periodic "
+                                     "checkpoint to roll back to",
+                                     lpath, c.name));
+      }
+      if (s == LadderStep::kResetDevice && c.devices.empty() && !ctx_.IsBad(path + ".devices")) {
         ctx_.Error(at,
                    fmt::format("{}: reset_device needs devices in component '{}'", lpath, c.name));
       }
@@ -358,10 +414,14 @@ class Validator {
   void CheckChannels() {
     for (const Channel& ch : sys_.channels) {
       std::string path = fmt::format("channel.{}", ch.name);
-      bool from_ok = !ch.from.empty() &&
-                     ExpectKind(path + ".from", path + ".from", ch.from, {"component"}, "producer");
-      bool to_ok = !ch.to.empty() &&
-                   ExpectKind(path + ".to", path + ".to", ch.to, {"component"}, "consumer");
+      // A missing or bad end has been reported while reading.
+      auto end_ok = [&](const std::string& key, const std::string& name, std::string_view role) {
+        std::string kpath = path + key;
+        return ctx_.Given(kpath) && !ctx_.IsBad(kpath) &&
+               ExpectKind(kpath, kpath, name, {"component"}, role);
+      };
+      bool from_ok = end_ok(".from", ch.from, "producer");
+      bool to_ok = end_ok(".to", ch.to, "consumer");
       if (from_ok && to_ok && ch.from == ch.to) {
         ctx_.Error(ctx_.At(path + ".to"),
                    fmt::format("{}: both ends are component '{}'; a channel joins two different "
@@ -372,18 +432,21 @@ class Validator {
            {std::tuple{ch.from, from_ok, ".from"}, std::tuple{ch.to, to_ok, ".to"}}) {
         if (ok && IsTemplate(end)) {
           ctx_.Error(ctx_.At(path + key),
-                     fmt::format("{}: '{}' is the template of simple_one_for_one supervisor '{}', "
-                                 "which runs many instances; a channel has one producer and one "
-                                 "consumer",
-                                 path, end, ParentOf(end)->name));
+                     fmt::format("{}: {}; a channel has one producer and one consumer", path,
+                                 TemplateOf(end)));
         }
       }
     }
   }
 
   void CheckDevices() {
+    // A devices list that could not be read may have named any device.
+    bool owners_known =
+        std::none_of(sys_.components.begin(), sys_.components.end(), [&](const Component& c) {
+          return ctx_.IsBad(fmt::format("component.{}.devices", c.name));
+        });
     for (const Device& d : sys_.devices) {
-      if (!device_owner_.contains(d.name)) {
+      if (owners_known && !device_owner_.contains(d.name) && !suggested_.contains(d.name)) {
         ctx_.Warning(d.pos, fmt::format("device '{}' is not used by any component", d.name));
       }
       CheckImage(fmt::format("device.{}.reset", d.name), d.reset);
@@ -397,6 +460,7 @@ class Validator {
   std::map<std::string, std::string> parent_path_;  // node -> where it was listed
   std::map<std::string, std::string> device_owner_;
   std::set<std::string> in_cycle_;
+  std::set<std::string> suggested_;  // offered by "did you mean" for a child, template or device
 };
 
 }  // namespace

@@ -1,0 +1,322 @@
+#include "platform/cgroup.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "platform/file_io.h"
+#include "platform/pidfd.h"
+
+namespace slate::platform {
+namespace {
+
+bool IsOctalDigit(char c) {
+  return c >= '0' && c <= '7';
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountField(std::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && IsOctalDigit(field[i + 1]) &&
+        IsOctalDigit(field[i + 2]) && IsOctalDigit(field[i + 3])) {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+struct MountEntry {
+  std::string root;         // path inside the filesystem that is mounted
+  std::string mount_point;  // where
+};
+
+// Line format (proc(5)): ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SRC SUPER
+std::vector<MountEntry> FindCgroup2Mounts(const std::string& mountinfo) {
+  std::vector<MountEntry> mounts;
+  std::istringstream lines(mountinfo);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::vector<std::string> fields;
+    for (std::string word; words >> word;) {
+      fields.push_back(word);
+    }
+    const auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end() ||
+        *(dash + 1) != "cgroup2") {
+      continue;
+    }
+    mounts.push_back({UnescapeMountField(fields[3]), UnescapeMountField(fields[4])});
+  }
+  return mounts;
+}
+
+// The v2 entry of /proc/PID/cgroup is the line "0::PATH".
+std::optional<std::string> V2CgroupName(const std::string& proc_cgroup) {
+  std::istringstream lines(proc_cgroup);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("0::", 0) == 0) {
+      return line.substr(3);
+    }
+  }
+  return std::nullopt;
+}
+
+bool IsWithin(std::string_view path, std::string_view dir) {
+  if (dir == "/") {
+    return !path.empty() && path[0] == '/';
+  }
+  return path.substr(0, dir.size()) == dir &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  std::string out(dir);
+  if (out.empty() || out.back() != '/') {
+    out += '/';
+  }
+  out += name;
+  return out;
+}
+
+bool IsValidName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
+
+Result<std::vector<pid_t>> ReadMembers(const CgroupHandle& cgroup) {
+  auto text = ReadFileAt(cgroup.dir_fd(), "cgroup.procs");
+  if (!text) {
+    return MakeError(cgroup.path() + ": " + text.error().message);
+  }
+  std::vector<pid_t> pids;
+  std::istringstream numbers(*text);
+  for (pid_t pid = 0; numbers >> pid;) {
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Signals `pid` if it is (still) a member. The pidfd pins the process: if the
+// signal is delivered, the process was alive since pidfd_open, so the
+// membership check in between looked at this process and not a pid reuser.
+Status SignalMember(const CgroupHandle& cgroup, pid_t pid, int sig) {
+  UniqueFd pidfd(PidfdOpen(pid));
+  if (!pidfd.valid()) {
+    return errno == ESRCH ? OkStatus() : ErrnoError("pidfd_open " + std::to_string(pid), errno);
+  }
+  auto member = cgroup.Contains(pid);
+  if (!member) {
+    return member.error();
+  }
+  if (*member && PidfdSendSignal(pidfd.get(), sig) != 0 && errno != ESRCH) {
+    return ErrnoError("pidfd_send_signal " + std::to_string(pid), errno);
+  }
+  return OkStatus();
+}
+
+Result<Cgroup> MakeCgroupDir(const std::string& path, std::string name) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoError("mkdir " + path, errno);
+  }
+  auto handle = CgroupHandle::Open(path, std::move(name));
+  if (!handle) {
+    return handle.error();
+  }
+  return Cgroup(std::move(handle).value());
+}
+
+}  // namespace
+
+Result<Cgroup2Location> LocateCgroup2() {
+  auto mountinfo = ReadFile("/proc/self/mountinfo");
+  if (!mountinfo) {
+    return mountinfo.error();
+  }
+  auto proc_cgroup = ReadFile("/proc/self/cgroup");
+  if (!proc_cgroup) {
+    return proc_cgroup.error();
+  }
+  const auto own = V2CgroupName(*proc_cgroup);
+  if (!own) {
+    return MakeError("no cgroup v2 entry in /proc/self/cgroup (cgroup v1 only)");
+  }
+  const auto mounts = FindCgroup2Mounts(*mountinfo);
+  if (mounts.empty()) {
+    return MakeError("cgroup2 is not mounted");
+  }
+  // Inside a container the mount may show only a subtree (ROOT != "/").
+  for (const MountEntry& m : mounts) {
+    if (IsWithin(*own, m.root)) {
+      std::string_view rest = *own;
+      rest.remove_prefix(m.root == "/" ? 0 : m.root.size());
+      while (!rest.empty() && rest.front() == '/') {
+        rest.remove_prefix(1);
+      }
+      return Cgroup2Location{m.mount_point, *own,
+                             rest.empty() ? m.mount_point : JoinPath(m.mount_point, rest)};
+    }
+  }
+  return MakeError("our cgroup " + *own + " is not visible under any cgroup2 mount");
+}
+
+Result<CgroupHandle> CgroupHandle::Open(std::string path, std::string name) {
+  UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) {
+    return ErrnoError("open " + path, errno);
+  }
+  return CgroupHandle(std::move(dir), std::move(path), std::move(name));
+}
+
+Result<CgroupHandle> CgroupHandle::Duplicate() const {
+  UniqueFd dir(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 3));
+  if (!dir.valid()) {
+    return ErrnoError("dup " + path_, errno);
+  }
+  return CgroupHandle(std::move(dir), path_, name_);
+}
+
+bool CgroupHandle::has_kill_file() const {
+  return ::faccessat(dir_.get(), "cgroup.kill", F_OK, 0) == 0;
+}
+
+Status CgroupHandle::Kill() const {
+  if (has_kill_file()) {
+    auto status = WriteFileAt(dir_.get(), "cgroup.kill", "1");
+    return status ? status : MakeError(path_ + ": " + status.error().message);
+  }
+  // Without cgroup.kill a forking process can add members while we iterate.
+  std::set<pid_t> signalled;
+  for (int round = 0; round < 16; ++round) {
+    auto pids = ReadMembers(*this);
+    if (!pids) {
+      return pids.error();
+    }
+    const bool anything_new =
+        std::any_of(pids->begin(), pids->end(), [&](pid_t p) { return signalled.count(p) == 0; });
+    if (!anything_new) {
+      break;
+    }
+    if (auto status = Signal(SIGKILL); !status) {
+      return status;
+    }
+    signalled.insert(pids->begin(), pids->end());
+  }
+  return OkStatus();
+}
+
+Status CgroupHandle::Signal(int sig) const {
+  auto pids = ReadMembers(*this);
+  if (!pids) {
+    return pids.error();
+  }
+  Status first = OkStatus();
+  for (pid_t pid : *pids) {
+    if (auto status = SignalMember(*this, pid, sig); !status && first) {
+      first = status;
+    }
+  }
+  return first;
+}
+
+Result<bool> CgroupHandle::IsPopulated() const {
+  auto text = ReadFileAt(dir_.get(), "cgroup.events");
+  if (!text) {
+    return MakeError(path_ + ": " + text.error().message);
+  }
+  std::istringstream lines(*text);
+  std::string key;
+  int value = 0;
+  while (lines >> key >> value) {
+    if (key == "populated") {
+      return value != 0;
+    }
+  }
+  return MakeError(path_ + "/cgroup.events has no \"populated\" key");
+}
+
+Result<bool> CgroupHandle::Contains(pid_t pid) const {
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  if (!text) {
+    // ENOENT: no such process. ESRCH: it exited between open and read.
+    return false;
+  }
+  const auto name = V2CgroupName(*text);
+  return name.has_value() && IsWithin(*name, name_);
+}
+
+Cgroup::Cgroup(Cgroup&& other) noexcept
+    : handle_(std::move(other.handle_)), owned_(std::exchange(other.owned_, false)) {}
+
+Cgroup& Cgroup::operator=(Cgroup&& other) noexcept {
+  if (this != &other) {
+    (void)Remove();
+    handle_ = std::move(other.handle_);
+    owned_ = std::exchange(other.owned_, false);
+  }
+  return *this;
+}
+
+Cgroup::~Cgroup() {
+  (void)Remove();
+}
+
+Status Cgroup::Remove() {
+  if (!owned_) {
+    return OkStatus();
+  }
+  if (::rmdir(handle_.path().c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError("rmdir " + handle_.path(), errno);
+  }
+  owned_ = false;
+  return OkStatus();
+}
+
+Result<CgroupTree> CgroupTree::Create(std::string_view name) {
+  if (!IsValidName(name)) {
+    return MakeError("bad cgroup name \"" + std::string(name) + "\"");
+  }
+  auto location = LocateCgroup2();
+  if (!location) {
+    return location.error();
+  }
+  // Moving a process between two cgroups needs write access to cgroup.procs
+  // of their common ancestor, which is OWN for OWN -> OWN/TREE/COMPONENT.
+  const std::string procs = JoinPath(location->own_dir, "cgroup.procs");
+  if (::faccessat(AT_FDCWD, procs.c_str(), W_OK, AT_EACCESS) != 0) {
+    return ErrnoError("cgroup not delegated to us: " + procs, errno);
+  }
+  auto root = MakeCgroupDir(JoinPath(location->own_dir, name), JoinPath(location->own, name));
+  if (!root) {
+    return root.error();
+  }
+  return CgroupTree(std::move(location).value(), std::move(root).value());
+}
+
+Result<Cgroup> CgroupTree::CreateChild(std::string_view name) const {
+  if (!IsValidName(name)) {
+    return MakeError("bad cgroup name \"" + std::string(name) + "\"");
+  }
+  return MakeCgroupDir(JoinPath(handle().path(), name), JoinPath(handle().name(), name));
+}
+
+std::string CgroupTree::Describe() const {
+  return "cgroup v2 at " + location_.mount + ", components under " + handle().name() +
+         " (cgroup.kill: " + (has_kill_file() ? "yes" : "no, signalling members instead") + ")";
+}
+
+}  // namespace slate::platform

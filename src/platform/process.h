@@ -1,0 +1,117 @@
+// A child process as the runtime sees it: pid + pidfd, how it ended, how to
+// tear down its whole tree, and reaping of orphans for PID 1 / subreaper duty.
+//
+// Wait discipline: the runtime polls each Process's pidfd and calls TryReap
+// when it becomes readable; everything else that exits (grandchildren
+// re-parented to us, processes whose Process object is gone) is collected by
+// ReapOrphans on SIGCHLD. Nothing else in the program may call wait*().
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "base/result.h"
+#include "platform/cgroup.h"
+#include "platform/status.h"
+#include "platform/unique_fd.h"
+
+namespace slate::platform {
+
+struct SpawnRequest;  // spawn.h
+
+// How a process ended.
+struct ExitStatus {
+  enum class Kind { kExited, kKilled };
+
+  Kind kind = Kind::kExited;
+  int code = 0;  // exit code for kExited, signal number for kKilled
+  bool core_dumped = false;
+
+  static ExitStatus Exited(int code) { return {Kind::kExited, code, false}; }
+  static ExitStatus Killed(int signal, bool core) { return {Kind::kKilled, signal, core}; }
+
+  bool exited() const { return kind == Kind::kExited; }
+  bool killed() const { return kind == Kind::kKilled; }
+
+  // "exited with code 7", "killed by SIGKILL (9)", "killed by SIGSEGV (11), core dumped".
+  std::string Describe() const;
+
+  friend bool operator==(const ExitStatus&, const ExitStatus&) = default;
+};
+
+// A child started by Spawn. Move-only; the destructor closes the pidfd but
+// neither kills nor reaps: a child dropped before TryReap is left running and
+// is later collected as an orphan by ReapOrphans.
+class Process {
+ public:
+  Process(Process&&) noexcept = default;
+  Process& operator=(Process&&) noexcept = default;
+  ~Process() = default;
+
+  pid_t pid() const { return pid_; }
+
+  // Pollable (EPOLLIN once the process has exited). Owned by this object.
+  int pidfd() const { return pidfd_.get(); }
+
+  // The process was reaped by TryReap; its pid may already be reused.
+  bool reaped() const { return reaped_; }
+
+  // The cgroup the process was started in, if any.
+  const CgroupHandle* cgroup() const { return cgroup_ ? &*cgroup_ : nullptr; }
+
+ private:
+  friend Result<Process> Spawn(const SpawnRequest& request);
+  friend Result<std::optional<ExitStatus>> TryReap(Process& process);
+
+  // `pidfd` refers to child `pid`, which leads process group `pid`.
+  Process(pid_t pid, UniqueFd pidfd, std::optional<CgroupHandle> cgroup)
+      : pid_(pid), pidfd_(std::move(pidfd)), cgroup_(std::move(cgroup)) {}
+
+  pid_t pid_;
+  UniqueFd pidfd_;
+  std::optional<CgroupHandle> cgroup_;
+  bool reaped_ = false;
+};
+
+// Reaps `process` if it has exited: nullopt while it runs. Never blocks.
+// Fails if it was already reaped, or if somebody else reaped it (ECHILD).
+Result<std::optional<ExitStatus>> TryReap(Process& process);
+
+// (To signal the leader alone, see signal_process.h.)
+// Sends `sig` to the whole tree of `process`: the leader (through its pidfd,
+// so never to a pid reuser), its process group, and, if it runs in a cgroup,
+// every process of that cgroup (SIGKILL through cgroup.kill, which also gets
+// processes that left the group with setsid or forked meanwhile). Processes
+// already gone are not an error. Returns the first failure, after trying
+// every method.
+// Without a cgroup, a process that called setsid() or joined another group
+// escapes. After the leader is reaped its group id stays reserved only while
+// members are alive; kill the tree right after reaping, never much later.
+Status KillTree(const Process& process, int sig);
+
+// getpgid(2): the process group of `pid`, e.g. to attribute an sd_notify
+// datagram to a component (each component leads its own group).
+Result<pid_t> ProcessGroupOf(pid_t pid);
+
+// prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to us
+// instead of to PID 1, so ReapOrphans can collect them. Implied for PID 1.
+Status SetChildSubreaper();
+
+struct ReapedChild {
+  pid_t pid;
+  ExitStatus status;
+};
+
+// Reaps every exited child for which `is_tracked(pid)` is false, and returns
+// them. Tracked children (those with a live Process) are never reaped here,
+// so their status stays for TryReap. Never blocks and always terminates,
+// also when only tracked children are waiting. Call it on SIGCHLD, after
+// handling readable pidfds: a waiting tracked child forces a slower path
+// (scanning /proc/self/task/*/children) to reach the orphans behind it.
+Result<std::vector<ReapedChild>> ReapOrphans(const std::function<bool(pid_t)>& is_tracked);
+
+}  // namespace slate::platform

@@ -1,0 +1,19 @@
+#include "platform/signal_process.h"
+
+#include <cerrno>
+#include <csignal>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace slate::platform {
+
+Status SignalProcess(const Process& process, int sig) {
+  if (process.reaped()) return OkStatus();
+  if (::syscall(SYS_pidfd_send_signal, process.pidfd(), sig, nullptr, 0) != 0 && errno != ESRCH) {
+    return ErrnoError("pidfd_send_signal", errno);
+  }
+  return OkStatus();
+}
+
+}  // namespace slate::platform

@@ -1,0 +1,253 @@
+#include "platform/spawn.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include "platform/spawn_child.h"
+
+namespace slate::platform {
+namespace {
+
+using internal::ChildPlan;
+using internal::ChildStep;
+using internal::FdMove;
+using internal::FdRange;
+using internal::Launch;
+using internal::SpawnMethod;
+
+// Set once clone3 turns out to be unavailable (ENOSYS, e.g. filtered by a
+// container's seccomp profile) so later spawns go straight to clone().
+std::atomic<bool> g_clone3_unavailable{false};
+
+// Enough for ChildMain and lazy PLT binding of syscall(); the lowest page is
+// a guard so an overflow faults instead of scribbling on our heap.
+constexpr size_t kStackSize = size_t{64} * 1024;
+
+class ChildStack {
+ public:
+  ChildStack() {
+    void* p = ::mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED && ::mprotect(p, static_cast<size_t>(::getpagesize()), PROT_NONE) == 0) {
+      base_ = p;
+    } else if (p != MAP_FAILED) {
+      ::munmap(p, kStackSize);
+    }
+  }
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  ~ChildStack() {
+    if (base_ != nullptr) {
+      ::munmap(base_, kStackSize);
+    }
+  }
+  void* base() const { return base_; }
+
+ private:
+  void* base_ = nullptr;
+};
+
+// Blocks every signal in this thread for its lifetime, so that the child
+// starts with all of them blocked and no handler of ours runs in it before
+// it has reset the dispositions.
+class AllSignalsBlocked {
+ public:
+  AllSignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  }
+  AllSignalsBlocked(const AllSignalsBlocked&) = delete;
+  AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
+  ~AllSignalsBlocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+
+ private:
+  sigset_t saved_;
+};
+
+bool HasNul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
+
+Status Validate(const SpawnRequest& request) {
+  if (request.argv.empty()) {
+    return MakeError("spawn: empty argv");
+  }
+  const std::string& program = request.argv[0];
+  if (program.empty() || program[0] != '/') {
+    return MakeError("spawn " + program + ": argv[0] must be an absolute path");
+  }
+  const auto bad_string = [](const std::vector<std::string>& v) {
+    return std::any_of(v.begin(), v.end(), HasNul);
+  };
+  if (bad_string(request.argv) || bad_string(request.env) || HasNul(request.cwd)) {
+    return MakeError("spawn " + program + ": NUL byte in argv, env or cwd");
+  }
+  std::vector<int> targets;
+  for (const FdGrant& grant : request.fds) {
+    if (grant.source < 0 || grant.target < 0) {
+      return MakeError("spawn " + program + ": negative descriptor in fds");
+    }
+    targets.push_back(grant.target);
+  }
+  std::sort(targets.begin(), targets.end());
+  if (std::adjacent_find(targets.begin(), targets.end()) != targets.end()) {
+    return MakeError("spawn " + program + ": two grants for the same target descriptor");
+  }
+  return OkStatus();
+}
+
+std::vector<char*> PointerArray(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const std::string& s : strings) {
+    pointers.push_back(const_cast<char*>(s.c_str()));
+  }
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Everything the child will read, kept alive across the launch.
+struct PreparedChild {
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::vector<FdMove> moves;
+  std::vector<int> scratch;
+  std::vector<FdRange> close;
+  UniqueFd dev_null;
+  UniqueFd cgroup_procs;
+  ChildPlan plan;
+};
+
+// Grants plus /dev/null for unset 0..2, and the complement of the targets as
+// ranges to close.
+Status PrepareFds(const SpawnRequest& request, PreparedChild& child) {
+  for (const FdGrant& grant : request.fds) {
+    child.moves.push_back({grant.source, grant.target});
+  }
+  for (int std_fd = 0; std_fd <= 2; ++std_fd) {
+    const bool granted = std::any_of(request.fds.begin(), request.fds.end(),
+                                     [&](const FdGrant& g) { return g.target == std_fd; });
+    if (granted) {
+      continue;
+    }
+    if (!child.dev_null.valid()) {
+      child.dev_null.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+      if (!child.dev_null.valid()) {
+        return ErrnoError("spawn " + request.argv[0] + ": open /dev/null", errno);
+      }
+    }
+    child.moves.push_back({child.dev_null.get(), std_fd});
+  }
+  std::vector<int> targets;
+  for (const FdMove& move : child.moves) {
+    targets.push_back(move.target);
+  }
+  std::sort(targets.begin(), targets.end());
+  unsigned next = 0;
+  for (int target : targets) {
+    if (static_cast<unsigned>(target) > next) {
+      child.close.push_back({next, static_cast<unsigned>(target) - 1});
+    }
+    next = static_cast<unsigned>(target) + 1;
+  }
+  child.close.push_back({next, UINT_MAX});
+  child.scratch.resize(child.moves.size());
+  child.plan.moves = child.moves.data();
+  child.plan.move_count = child.moves.size();
+  child.plan.scratch = child.scratch.data();
+  child.plan.first_free_fd = targets.back() + 1;
+  child.plan.close = child.close.data();
+  child.plan.close_count = child.close.size();
+  return OkStatus();
+}
+
+Launch LaunchChild(const SpawnRequest& request, PreparedChild& child, const ChildStack& stack) {
+  const SpawnMethod method = internal::CurrentSpawnMethod();
+  const int cgroup_fd = request.cgroup != nullptr ? request.cgroup->dir_fd() : -1;
+  if (method == SpawnMethod::kClone3 ||
+      (method == SpawnMethod::kAuto && !g_clone3_unavailable.load(std::memory_order_relaxed))) {
+    AllSignalsBlocked blocked;
+    const Launch launch =
+        internal::LaunchWithClone3(child.plan, stack.base(), kStackSize, cgroup_fd);
+    if (launch.error != ENOSYS || method == SpawnMethod::kClone3) {
+      return launch;
+    }
+    g_clone3_unavailable.store(true, std::memory_order_relaxed);
+  }
+  if (cgroup_fd >= 0) {
+    child.cgroup_procs.Reset(::openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    if (!child.cgroup_procs.valid()) {
+      return Launch{-1, -1, errno};
+    }
+    child.plan.cgroup_procs_fd = child.cgroup_procs.get();
+  }
+  AllSignalsBlocked blocked;
+  return internal::LaunchWithClone(child.plan, stack.base(), kStackSize);
+}
+
+// The child wrote why it failed and exited; collect it so no zombie stays.
+Error ReapFailedChild(const std::string& program, const Launch& launch, const ChildPlan& plan) {
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(launch.pidfd), &info, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+  ::close(launch.pidfd);
+  const auto step = static_cast<ChildStep>(__atomic_load_n(&plan.failed_step, __ATOMIC_ACQUIRE));
+  std::string what = "spawn " + program + ": " + internal::DescribeStep(step);
+  if (step == ChildStep::kChdir) {
+    what += std::string(" ") + plan.cwd;
+  }
+  return ErrnoError(what, plan.error);
+}
+
+}  // namespace
+
+Result<Process> Spawn(const SpawnRequest& request) {
+  if (auto valid = Validate(request); !valid) {
+    return valid.error();
+  }
+  const std::string& program = request.argv[0];
+  std::optional<CgroupHandle> cgroup;
+  if (request.cgroup != nullptr) {
+    auto copy = request.cgroup->Duplicate();
+    if (!copy) {
+      return MakeError("spawn " + program + ": " + copy.error().message);
+    }
+    cgroup = std::move(copy).value();
+  }
+  PreparedChild child;
+  child.argv = PointerArray(request.argv);
+  child.envp = PointerArray(request.env);
+  child.plan.path = program.c_str();
+  child.plan.argv = child.argv.data();
+  child.plan.envp = child.envp.data();
+  child.plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
+  if (auto fds = PrepareFds(request, child); !fds) {
+    return fds.error();
+  }
+  const ChildStack stack;
+  if (stack.base() == nullptr) {
+    return ErrnoError("spawn " + program + ": mmap child stack", errno);
+  }
+  const Launch launch = LaunchChild(request, child, stack);
+  if (launch.error != 0) {
+    const std::string into = cgroup ? " into cgroup " + cgroup->name() : "";
+    return ErrnoError("spawn " + program + ": clone" + into, launch.error);
+  }
+  if (__atomic_load_n(&child.plan.failed_step, __ATOMIC_ACQUIRE) != 0) {
+    return ReapFailedChild(program, launch, child.plan);
+  }
+  return Process(launch.pid, UniqueFd(launch.pidfd), std::move(cgroup));
+}
+
+}  // namespace slate::platform

@@ -1,0 +1,60 @@
+// Spawn: start a component's program as a child process.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "platform/cgroup.h"
+#include "platform/process.h"
+
+namespace slate::platform {
+
+// Installs our descriptor `source` as descriptor `target` in the child.
+// `source` may be close-on-exec (it usually is); the child's copy is not.
+// Sources and targets may collide in any way (e.g. {4 -> 3} and {3 -> 4}).
+struct FdGrant {
+  int source;
+  int target;
+};
+
+struct SpawnRequest {
+  // argv[0] is the absolute path of the program, executed as is (no PATH
+  // search) and passed to it as its argv[0].
+  std::vector<std::string> argv;
+  // The child's whole environment, "KEY=VALUE" each. Nothing is inherited.
+  std::vector<std::string> env;
+  // Working directory of the child; empty keeps ours.
+  std::string cwd;
+  // Descriptors the child gets, e.g. {out.write, 1}, {err.write, 2},
+  // {ready.write_fd(), 5}. Targets must be distinct and >= 0.
+  std::vector<FdGrant> fds;
+  // Start the child inside this cgroup (it is in it before its first
+  // instruction, so nothing it forks can escape). nullptr: stay in ours.
+  // Only needs to outlive the call: the Process keeps its own handle.
+  const CgroupHandle* cgroup = nullptr;
+};
+
+// Starts request.argv[0] as a child and returns once it has executed the
+// program, or with an Error naming the program and the reason when it could
+// not (e.g. "spawn /bin/nope: exec: No such file or directory",
+// "spawn /bin/x: chdir /gone: ..."); a failed child is reaped before return.
+//
+// The child: leads its own new process group (setpgid(0, 0)); has exactly
+// the granted descriptors open, plus /dev/null on those of 0, 1 and 2 not
+// granted (so its own open() never lands on its stdout); default dispositions
+// for every signal and an empty signal mask whatever ours are; exit signal
+// SIGCHLD; no parent-death signal (it survives us, for an orderly teardown).
+//
+// Cost: one clone3(CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP) on x86-64,
+// glibc clone() with the same flags elsewhere or where clone3 is filtered
+// (the child then joins its cgroup by writing cgroup.procs, which is slower).
+// No page tables are copied, so the cost does not grow with our memory. The
+// calling thread is suspended until the child has called execve (about
+// 0.1 ms, most of it execve itself; longer if `cwd` or the program is on a
+// slow file system), with all signals blocked meanwhile. Callable from any
+// thread; stray descriptors without close-on-exec do not leak into the child.
+// Needs Linux >= 5.9 (close_range).
+Result<Process> Spawn(const SpawnRequest& request);
+
+}  // namespace slate::platform

@@ -1,0 +1,92 @@
+// Prints how long Spawn takes to exec /bin/true, next to the baselines it
+// competes with (posix_spawn + pidfd_open, fork + exec). Asserts nothing:
+// timings depend on the machine.
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "platform/clock.h"
+#include "platform/pidfd.h"
+#include "platform/spawn.h"
+#include "platform/spawn_child.h"
+#include "platform/test_support.h"
+
+extern char** environ;
+
+namespace slate::platform {
+namespace {
+
+using internal::SpawnMethod;
+
+constexpr int kRuns = 200;
+
+// Median of kRuns calls of `start`, which returns a pid to reap (untimed).
+double MedianMicros(const std::function<pid_t()>& start) {
+  std::vector<double> micros;
+  for (int i = 0; i < kRuns; ++i) {
+    const auto begin = MonotonicNow();
+    const pid_t pid = start();
+    const auto end = MonotonicNow();
+    EXPECT_GT(pid, 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    micros.push_back(static_cast<double>((end - begin).count()) / 1000.0);
+  }
+  std::sort(micros.begin(), micros.end());
+  return micros[micros.size() / 2];
+}
+
+pid_t SpawnTrue(SpawnMethod method) {
+  internal::SetSpawnMethodForTesting(method);
+  SpawnRequest request;
+  request.argv = {"/bin/true"};
+  auto process = Spawn(request);
+  internal::SetSpawnMethodForTesting(SpawnMethod::kAuto);
+  // The pidfd closes with the Process; the pid stays ours to reap.
+  return process.ok() ? process->pid() : -1;
+}
+
+pid_t PosixSpawnTrue() {
+  char arg0[] = "/bin/true";
+  char* argv[] = {arg0, nullptr};
+  pid_t pid = -1;
+  if (posix_spawn(&pid, arg0, nullptr, nullptr, argv, environ) != 0) {
+    return -1;
+  }
+  ::close(PidfdOpen(pid));  // to be on par: Spawn returns a pidfd
+  return pid;
+}
+
+pid_t ForkExecTrue() {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    char arg0[] = "/bin/true";
+    char* argv[] = {arg0, nullptr};
+    ::execv(arg0, argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+TEST(SpawnBench, MedianTimeToExecBinTrue) {
+  const double clone3 = MedianMicros([] { return SpawnTrue(SpawnMethod::kClone3); });
+  const double clone = MedianMicros([] { return SpawnTrue(SpawnMethod::kClone); });
+  const double posix = MedianMicros(PosixSpawnTrue);
+  const double fork = MedianMicros(ForkExecTrue);
+  std::printf("median of %d starts of /bin/true, until execve has replaced the image:\n", kRuns);
+  std::printf("  %-40s %8.1f us\n", "Spawn (clone3 CLONE_VM|CLONE_VFORK)", clone3);
+  std::printf("  %-40s %8.1f us\n", "Spawn (glibc clone fallback)", clone);
+  std::printf("  %-40s %8.1f us\n", "baseline: posix_spawn + pidfd_open", posix);
+  std::printf("  %-40s %8.1f us (returns before exec)\n", "baseline: fork + exec", fork);
+}
+
+}  // namespace
+}  // namespace slate::platform

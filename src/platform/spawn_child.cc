@@ -1,0 +1,196 @@
+#include "platform/spawn_child.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+// No instrumentation in code that runs in the child: it shares the parent's
+// memory, including the sanitizers' shadow and state, on a foreign stack.
+#define SLATE_CHILD_CODE __attribute__((noinline, no_sanitize("address", "undefined")))
+
+namespace slate::platform::internal {
+namespace {
+
+// The kernel's struct clone_args (linux/sched.h, CLONE_ARGS_SIZE_VER2),
+// declared here because that header clashes with glibc's <sched.h>.
+struct CloneArgs {
+  std::uint64_t flags;
+  std::uint64_t pidfd;
+  std::uint64_t child_tid;
+  std::uint64_t parent_tid;
+  std::uint64_t exit_signal;
+  std::uint64_t stack;
+  std::uint64_t stack_size;
+  std::uint64_t tls;
+  std::uint64_t set_tid;
+  std::uint64_t set_tid_size;
+  std::uint64_t cgroup;
+};
+static_assert(sizeof(CloneArgs) == 88);
+
+constexpr std::uint64_t kCloneIntoCgroup = 0x200000000ULL;
+
+[[noreturn]] SLATE_CHILD_CODE void ChildFail(ChildPlan* plan, ChildStep step, int error) {
+  __atomic_store_n(&plan->error, error, __ATOMIC_RELAXED);
+  __atomic_store_n(&plan->failed_step, static_cast<int>(step), __ATOMIC_RELEASE);
+  syscall(SYS_exit_group, 127);
+  __builtin_unreachable();
+}
+
+SLATE_CHILD_CODE void ChildInstallFds(ChildPlan* plan) {
+  for (size_t i = 0; i < plan->move_count; ++i) {
+    const long fd = syscall(SYS_fcntl, plan->moves[i].source, F_DUPFD_CLOEXEC, plan->first_free_fd);
+    if (fd < 0) {
+      ChildFail(plan, ChildStep::kDupFd, errno);
+    }
+    plan->scratch[i] = static_cast<int>(fd);
+  }
+  for (size_t i = 0; i < plan->move_count; ++i) {
+    if (syscall(SYS_dup3, plan->scratch[i], plan->moves[i].target, 0) < 0) {
+      ChildFail(plan, ChildStep::kDupFd, errno);
+    }
+  }
+  for (size_t i = 0; i < plan->close_count; ++i) {
+    if (syscall(SYS_close_range, plan->close[i].first, plan->close[i].last, 0) != 0) {
+      ChildFail(plan, ChildStep::kCloseFds, errno);
+    }
+  }
+}
+
+// Signals arrive blocked (the parent blocked them all around clone). Each
+// disposition goes back to SIG_DFL before the mask is emptied, so no handler
+// of the parent can run in the child, and SIG_IGN does not survive execve.
+SLATE_CHILD_CODE void ChildResetSignals(ChildPlan* plan) {
+  // All zeros is SIG_DFL, no flags, empty mask in every kernel sigaction layout.
+  const std::uint64_t default_action[4] = {0, 0, 0, 0};
+  for (int sig = 1; sig < 65; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      syscall(SYS_rt_sigaction, sig, default_action, nullptr, sizeof(std::uint64_t));
+    }
+  }
+  const std::uint64_t empty = 0;
+  if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, sizeof empty) != 0) {
+    ChildFail(plan, ChildStep::kSignals, errno);
+  }
+}
+
+SLATE_CHILD_CODE int ChildMain(void* arg) {
+  auto* plan = static_cast<ChildPlan*>(arg);
+  if (plan->cgroup_procs_fd >= 0 && syscall(SYS_write, plan->cgroup_procs_fd, "0", 1) != 1) {
+    ChildFail(plan, ChildStep::kJoinCgroup, errno);
+  }
+  if (syscall(SYS_setpgid, 0, 0) != 0) {
+    ChildFail(plan, ChildStep::kSetpgid, errno);
+  }
+  ChildInstallFds(plan);
+  if (plan->cwd != nullptr && syscall(SYS_chdir, plan->cwd) != 0) {
+    ChildFail(plan, ChildStep::kChdir, errno);
+  }
+  ChildResetSignals(plan);
+  syscall(SYS_execve, plan->path, plan->argv, plan->envp);
+  ChildFail(plan, ChildStep::kExec, errno);
+}
+
+#if defined(__x86_64__)
+struct ChildEntry {
+  int (*fn)(void*);
+  void* arg;
+};
+
+// clone3 with CLONE_VM needs the child to start on its own stack, which no C
+// wrapper can return onto; hence assembly. Registers other than rax, rcx and
+// r11 reach the child unchanged, so rdx still points at `entry` there. The
+// kernel sets the child's rsp to stack + stack_size (16-byte aligned), so
+// after `call` the callee sees the ABI's alignment.
+SLATE_CHILD_CODE long Clone3WithEntry(CloneArgs* args, ChildEntry* entry) {
+  long ret;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xor %%ebp, %%ebp\n\t"
+      "mov 8(%%rdx), %%rdi\n\t"
+      "call *(%%rdx)\n\t"
+      "mov %%eax, %%edi\n\t"
+      "mov %[exit_nr], %%eax\n\t"
+      "syscall\n\t"
+      "hlt\n"
+      "1:"
+      : "=a"(ret)
+      : "a"(static_cast<long>(SYS_clone3)), "D"(args), "S"(sizeof(CloneArgs)),
+        "d"(entry), [exit_nr] "i"(SYS_exit)
+      : "rcx", "r11", "memory", "cc");
+  return ret;
+}
+#endif
+
+std::atomic<SpawnMethod> g_method{SpawnMethod::kAuto};
+
+}  // namespace
+
+const char* DescribeStep(ChildStep step) {
+  switch (step) {
+    case ChildStep::kNone: return "no failure";
+    case ChildStep::kJoinCgroup: return "join cgroup";
+    case ChildStep::kSetpgid: return "setpgid";
+    case ChildStep::kDupFd: return "install descriptor";
+    case ChildStep::kCloseFds: return "close descriptors";
+    case ChildStep::kSignals: return "reset signal mask";
+    case ChildStep::kChdir: return "chdir";
+    case ChildStep::kExec: return "exec";
+  }
+  return "unknown step";
+}
+
+Launch LaunchWithClone3(ChildPlan& plan, void* stack, size_t stack_size, int cgroup_dir_fd) {
+#if defined(__x86_64__)
+  int pidfd = -1;
+  CloneArgs args{};
+  args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  args.stack = reinterpret_cast<std::uintptr_t>(stack);
+  args.stack_size = stack_size;
+  if (cgroup_dir_fd >= 0) {
+    args.flags |= kCloneIntoCgroup;
+    args.cgroup = static_cast<std::uint64_t>(cgroup_dir_fd);
+  }
+  ChildEntry entry{&ChildMain, &plan};
+  const long ret = Clone3WithEntry(&args, &entry);
+  if (ret < 0) {
+    return Launch{-1, -1, static_cast<int>(-ret)};
+  }
+  return Launch{static_cast<pid_t>(ret), pidfd, 0};
+#else
+  (void)plan, (void)stack, (void)stack_size, (void)cgroup_dir_fd;
+  return Launch{-1, -1, ENOSYS};
+#endif
+}
+
+Launch LaunchWithClone(ChildPlan& plan, void* stack, size_t stack_size) {
+  int pidfd = -1;
+  // The stack grows down on every CPU Linux runs glibc on, save parisc.
+  void* top = static_cast<char*>(stack) + stack_size;
+  const int pid =
+      ::clone(&ChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
+  if (pid < 0) {
+    return Launch{-1, -1, errno};
+  }
+  return Launch{pid, pidfd, 0};
+}
+
+void SetSpawnMethodForTesting(SpawnMethod method) {
+  g_method = method;
+}
+
+SpawnMethod CurrentSpawnMethod() {
+  return g_method;
+}
+
+}  // namespace slate::platform::internal

@@ -1,0 +1,83 @@
+// Internal to Spawn: the code that runs in the child between clone and
+// execve, and the two ways of starting it.
+//
+// The child shares our memory (CLONE_VM) and runs on its own small stack
+// while the parent is suspended (CLONE_VFORK). So it may not allocate, take a
+// lock, touch errno-dependent C++ or run sanitizer instrumentation; it only
+// reads the ChildPlan the parent prepared and makes raw system calls. A
+// failure is written back into the plan, which the parent reads once the
+// child has exited.
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+namespace slate::platform::internal {
+
+enum class ChildStep : int {
+  kNone = 0,
+  kJoinCgroup,
+  kSetpgid,
+  kDupFd,
+  kCloseFds,
+  kSignals,
+  kChdir,
+  kExec
+};
+
+// What a step was doing, for the parent's Error message.
+const char* DescribeStep(ChildStep step);
+
+struct FdMove {
+  int source;
+  int target;
+};
+
+struct FdRange {
+  unsigned first;
+  unsigned last;  // inclusive; ~0U for "to the end"
+};
+
+struct ChildPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;  // nullptr: keep ours
+  // Each source is first duplicated to a number >= first_free_fd (above every
+  // target), then onto its target, so that no move clobbers a later source.
+  const FdMove* moves = nullptr;
+  size_t move_count = 0;
+  int* scratch = nullptr;  // move_count slots for those duplicates
+  int first_free_fd = 3;
+  // Closed after the moves: every number that is not a target.
+  const FdRange* close = nullptr;
+  size_t close_count = 0;
+  // For the clone() path only: cgroup.procs of the target cgroup; writing
+  // "0" moves the writer (clone3 places the child with CLONE_INTO_CGROUP).
+  int cgroup_procs_fd = -1;
+
+  // Written by the child before it exits on failure.
+  int failed_step = 0;  // a ChildStep
+  int error = 0;        // errno
+};
+
+struct Launch {
+  pid_t pid = -1;
+  int pidfd = -1;
+  int error = 0;  // errno of clone itself; 0 on success
+};
+
+// clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD [| CLONE_INTO_CGROUP]).
+// Returns ENOSYS where it is not implemented (other CPUs, seccomp filters).
+Launch LaunchWithClone3(ChildPlan& plan, void* stack, size_t stack_size, int cgroup_dir_fd);
+
+// glibc clone() with CLONE_VM | CLONE_VFORK | CLONE_PIDFD; for a cgroup, set
+// plan.cgroup_procs_fd.
+Launch LaunchWithClone(ChildPlan& plan, void* stack, size_t stack_size);
+
+// Lets tests exercise both launchers and benchmarks compare them.
+enum class SpawnMethod { kAuto, kClone3, kClone };
+void SetSpawnMethodForTesting(SpawnMethod method);
+SpawnMethod CurrentSpawnMethod();
+
+}  // namespace slate::platform::internal

@@ -1,0 +1,273 @@
+#include "platform/spawn.h"
+
+#include <fstream>
+#include <string>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "platform/pipe.h"
+#include "platform/signal_fd.h"
+#include "platform/spawn_child.h"
+#include "platform/test_support.h"
+
+namespace slate::platform {
+namespace {
+
+using internal::SpawnMethod;
+using testing::ReadAll;
+using testing::ShellRequest;
+using testing::WaitForExit;
+using testing::WaitUntil;
+
+// Every test runs with both launchers: clone3 (the default on x86-64) and
+// glibc clone() (the fallback where clone3 is unavailable).
+class SpawnTest : public testing::PlatformTest, public ::testing::WithParamInterface<SpawnMethod> {
+ protected:
+  void SetUp() override {
+    PlatformTest::SetUp();
+    internal::SetSpawnMethodForTesting(GetParam());
+  }
+  void TearDown() override {
+    internal::SetSpawnMethodForTesting(SpawnMethod::kAuto);
+    PlatformTest::TearDown();
+  }
+};
+
+SpawnRequest Program(std::vector<std::string> argv) {
+  SpawnRequest request;
+  request.argv = std::move(argv);
+  return request;
+}
+
+// The child's descriptors, read once it sleeps (so the dynamic loader is done
+// and nothing is half-open): "0 1 2 7" etc.
+std::string DescriptorsOfSleeper(pid_t pid) {
+  const std::string syscall_file = "/proc/" + std::to_string(pid) + "/syscall";
+  EXPECT_TRUE(WaitUntil([&] {
+    std::ifstream in(syscall_file);
+    long number = -1;
+    return (in >> number) && number == SYS_clock_nanosleep;
+  }));
+  auto child = Program({"/usr/bin/ls", "/proc/" + std::to_string(pid) + "/fd"});
+  auto out = MakeOutputPipe();
+  EXPECT_TRUE(out.ok());
+  child.fds = {{out->write.get(), 1}};
+  auto ls = Spawn(child);
+  EXPECT_TRUE(ls.ok()) << ls.error().message;
+  out.value().write.Reset();
+  std::string listing = ReadAll(out->read.get());
+  EXPECT_EQ(WaitForExit(ls.value()), ExitStatus::Exited(0));
+  for (char& c : listing) {
+    c = c == '\n' ? ' ' : c;
+  }
+  return listing;
+}
+
+TEST_P(SpawnTest, TrueExitsWithZero) {
+  auto process = Spawn(Program({"/bin/true"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  EXPECT_GT(process->pid(), 0);
+  EXPECT_GE(process->pidfd(), 0);
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+}
+
+TEST_P(SpawnTest, ShellExitCodeIsReported) {
+  auto process = Spawn(ShellRequest("exit 7"));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  const auto status = WaitForExit(process.value());
+  EXPECT_EQ(status, ExitStatus::Exited(7));
+  EXPECT_EQ(status->Describe(), "exited with code 7");
+}
+
+TEST_P(SpawnTest, KilledBySignalNine) {
+  auto process = Spawn(Program({"/bin/sleep", "100"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  ASSERT_TRUE(KillTree(*process, SIGKILL).ok());
+  const auto status = WaitForExit(process.value());
+  EXPECT_EQ(status, ExitStatus::Killed(SIGKILL, false));
+  EXPECT_EQ(status->Describe(), "killed by SIGKILL (9)");
+}
+
+TEST_P(SpawnTest, MissingProgramIsAnErrorNamingItAndLeavesNoZombie) {
+  auto process = Spawn(Program({"/nonexistent/program", "arg"}));
+  ASSERT_FALSE(process.ok());
+  EXPECT_EQ(process.error().message, "spawn /nonexistent/program: exec: No such file or directory");
+  siginfo_t info{};
+  EXPECT_EQ(waitid(P_ALL, 0, &info, WEXITED | WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD) << "a child was left behind";
+}
+
+TEST_P(SpawnTest, NonExecutableFileIsPermissionDenied) {
+  char path[] = "/tmp/slate-not-executable-XXXXXX";
+  const int fd = ::mkstemp(path);  // mode 0600: no execute bit, even for root
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto process = Spawn(Program({path}));
+  ::unlink(path);
+  ASSERT_FALSE(process.ok());
+  EXPECT_EQ(process.error().message, std::string("spawn ") + path + ": exec: Permission denied");
+}
+
+TEST_P(SpawnTest, MissingWorkingDirectoryIsAnError) {
+  auto request = Program({"/bin/true"});
+  request.cwd = "/nonexistent/dir";
+  auto process = Spawn(request);
+  ASSERT_FALSE(process.ok());
+  EXPECT_EQ(process.error().message,
+            "spawn /bin/true: chdir /nonexistent/dir: No such file or directory");
+}
+
+TEST_P(SpawnTest, BadRequestsAreRefusedBeforeCloning) {
+  EXPECT_FALSE(Spawn(Program({})).ok());
+  EXPECT_EQ(Spawn(Program({"true"})).error().message,
+            "spawn true: argv[0] must be an absolute path");
+  auto twice = Program({"/bin/true"});
+  twice.fds = {{0, 5}, {1, 5}};
+  EXPECT_FALSE(Spawn(twice).ok());
+}
+
+bool IsFree(int fd) {
+  return ::fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
+TEST_P(SpawnTest, ClosedSourceDescriptorIsAnError) {
+  int closed = 900;  // high enough not to be reused by Spawn's own open()
+  while (!IsFree(closed)) {
+    ++closed;
+  }
+  auto request = Program({"/bin/true"});
+  request.fds = {{closed, 3}};
+  auto process = Spawn(request);
+  ASSERT_FALSE(process.ok());
+  EXPECT_EQ(process.error().message, "spawn /bin/true: install descriptor: Bad file descriptor");
+}
+
+TEST_P(SpawnTest, EnvironmentIsExactlyTheRequestedOne) {
+  auto out = MakeOutputPipe();
+  ASSERT_TRUE(out.ok());
+  auto request = Program({"/usr/bin/env"});
+  request.env = {"A=1", "B=two words"};
+  request.fds = {{out->write.get(), 1}};
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  out.value().write.Reset();
+  EXPECT_EQ(ReadAll(out->read.get()), "A=1\nB=two words\n");
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+}
+
+TEST_P(SpawnTest, WorkingDirectoryIsSet) {
+  auto out = MakeOutputPipe();
+  ASSERT_TRUE(out.ok());
+  auto request = Program({"/bin/pwd"});
+  request.cwd = "/usr/share";
+  request.fds = {{out->write.get(), 1}};
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  out.value().write.Reset();
+  EXPECT_EQ(ReadAll(out->read.get()), "/usr/share\n");
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+}
+
+TEST_P(SpawnTest, OnlyGrantedDescriptorsAreOpenInTheChild) {
+  // Not close-on-exec, as a careless library might leave it.
+  const int stray = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(stray, 0);
+  auto extra = MakeOutputPipe();
+  ASSERT_TRUE(extra.ok());
+  auto request = Program({"/bin/sleep", "100"});
+  request.fds = {{extra->write.get(), 7}};
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  EXPECT_EQ(DescriptorsOfSleeper(process->pid()), "0 1 2 7 ");
+  // fd 7 is our pipe, fds 0..2 are /dev/null.
+  struct stat ours;
+  ASSERT_EQ(::fstat(extra->write.get(), &ours), 0);
+  const std::string fd_dir = "/proc/" + std::to_string(process->pid()) + "/fd/";
+  char link[64] = {};
+  ASSERT_GT(::readlink((fd_dir + "7").c_str(), link, sizeof link - 1), 0);
+  EXPECT_EQ(std::string(link), "pipe:[" + std::to_string(ours.st_ino) + "]");
+  std::fill(std::begin(link), std::end(link), '\0');
+  ASSERT_GT(::readlink((fd_dir + "1").c_str(), link, sizeof link - 1), 0);
+  EXPECT_EQ(std::string(link), "/dev/null");
+  ASSERT_TRUE(KillTree(*process, SIGKILL).ok());
+  EXPECT_TRUE(WaitForExit(process.value()).has_value());
+  ::close(stray);
+}
+
+TEST_P(SpawnTest, CollidingSourcesAndTargetsAreSwappedCorrectly) {
+  // Three free descriptor numbers in a row: n, n+1, n+2.
+  int n = 40;
+  while (!IsFree(n) || !IsFree(n + 1) || !IsFree(n + 2)) {
+    ++n;
+  }
+  auto p = MakeOutputPipe();
+  auto q = MakeOutputPipe();
+  auto r = MakeOutputPipe();
+  ASSERT_TRUE(p.ok() && q.ok() && r.ok());
+  ASSERT_EQ(::dup3(p->write.get(), n, O_CLOEXEC), n);
+  ASSERT_EQ(::dup3(q->write.get(), n + 1, O_CLOEXEC), n + 1);
+  ASSERT_EQ(::dup3(r->write.get(), n + 2, O_CLOEXEC), n + 2);
+  UniqueFd at_n(n);
+  UniqueFd at_n1(n + 1);
+  UniqueFd at_n2(n + 2);
+  p.value().write.Reset();
+  q.value().write.Reset();
+  r.value().write.Reset();
+  // Swap n and n+1; keep n+2 where it is. (bash: dash takes only fds 0-9.)
+  const std::string a = std::to_string(n);
+  const std::string b = std::to_string(n + 1);
+  const std::string c = std::to_string(n + 2);
+  SpawnRequest request;
+  request.argv = {
+      "/bin/bash", "-c",
+      "echo to" + b + " >&" + b + "; echo to" + a + " >&" + a + "; echo to" + c + " >&" + c};
+  request.fds = {{n, n + 1}, {n + 1, n}, {n + 2, n + 2}};
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  at_n.Reset();
+  at_n1.Reset();
+  at_n2.Reset();
+  EXPECT_EQ(ReadAll(p->read.get()), "to" + b + "\n");  // the child's n+1 is our n: p
+  EXPECT_EQ(ReadAll(q->read.get()), "to" + a + "\n");
+  EXPECT_EQ(ReadAll(r->read.get()), "to" + c + "\n");
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+}
+
+TEST_P(SpawnTest, ChildHasEmptySignalMaskAndDefaultDispositions) {
+  auto signals = SignalFd::Create({SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE});
+  ASSERT_TRUE(signals.ok());
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction saved_usr1;
+  ASSERT_EQ(::sigaction(SIGUSR1, &ignore, &saved_usr1), 0);
+  auto process = Spawn(Program({"/bin/sleep", "100"}));
+  ASSERT_EQ(::sigaction(SIGUSR1, &saved_usr1, nullptr), 0);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  EXPECT_NE(testing::StatusField(::getpid(), "SigBlk"), "0000000000000000");
+  EXPECT_EQ(testing::StatusField(process->pid(), "SigBlk"), "0000000000000000");
+  EXPECT_EQ(testing::StatusField(process->pid(), "SigIgn"), "0000000000000000");
+  ASSERT_TRUE(KillTree(*process, SIGKILL).ok());
+  EXPECT_TRUE(WaitForExit(process.value()).has_value());
+}
+
+TEST_P(SpawnTest, ChildLeadsItsOwnProcessGroup) {
+  auto process = Spawn(Program({"/bin/sleep", "100"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  EXPECT_EQ(ProcessGroupOf(process->pid()).value(), process->pid());
+  EXPECT_NE(process->pid(), ::getpgrp());
+  ASSERT_TRUE(KillTree(*process, SIGKILL).ok());
+  EXPECT_TRUE(WaitForExit(process.value()).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Launchers, SpawnTest,
+                         ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
+                         testing::LauncherName);
+
+}  // namespace
+}  // namespace slate::platform

@@ -1,0 +1,135 @@
+// Carrying out the core's actions, in order. An action's outcome that the
+// core must hear (a spawn that worked or failed) goes back in at once, and
+// the actions that produces join the end of the queue.
+#include <csignal>
+
+#include <fmt/format.h>
+
+#include "platform/signal_process.h"
+#include "platform/spawn.h"
+#include "runtime/daemon.h"
+#include "runtime/say.h"
+
+namespace slate::runtime {
+
+void Daemon::Feed(core::Actions actions) {
+  pending_.insert(pending_.end(), std::make_move_iterator(actions.begin()),
+                  std::make_move_iterator(actions.end()));
+  if (feeding_) return;  // the outer call drains the queue
+  feeding_ = true;
+  while (!pending_.empty()) {
+    core::Action a = std::move(pending_.front());
+    pending_.pop_front();
+    Do(a);
+  }
+  feeding_ = false;
+}
+
+void Daemon::Do(const core::Action& a) {
+  if (auto* s = std::get_if<core::Spawn>(&a)) {
+    DoSpawn(*s);
+  } else if (auto* k = std::get_if<core::Kill>(&a)) {
+    DoKill(*k);
+  } else if (auto* t = std::get_if<core::StartTimer>(&a)) {
+    timers_.Add(t->id, t->deadline);
+  } else if (auto* c = std::get_if<core::CancelTimer>(&a)) {
+    timers_.Cancel(c->id);
+  } else if (auto* e = std::get_if<core::Emit>(&a)) {
+    DoEmit(e->event);
+  } else if (auto* f = std::get_if<core::Finish>(&a)) {
+    exit_code_ = f->code;
+    exit_message_ = f->message;
+  }
+}
+
+void Daemon::DoSpawn(const core::Spawn& s) {
+  const spec::Component& c = *s.component;
+  auto fail = [&](const std::string& why) { Feed(sup_.SpawnFailed(s.incarnation, why, Now())); };
+
+  auto out = platform::MakeOutputPipe();
+  if (!out) return fail(out.error().message);
+  std::optional<platform::ReadinessPipe> readiness;
+  platform::SpawnRequest req;
+  req.argv = c.exec;
+  req.env = ComponentEnv(s.name, c);
+  req.cwd = system_->base_dir;
+  req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
+  if (c.ready.kind == spec::Readiness::Kind::kFd) {
+    auto rp = platform::ReadinessPipe::Create();
+    if (!rp) return fail(rp.error().message);
+    readiness.emplace(std::move(rp).value());
+    req.fds.push_back({readiness->write_fd(), c.ready.fd});
+  }
+  std::optional<platform::Cgroup> cgroup;
+  if (cgroups_) {
+    auto cg = cgroups_->CreateChild(fmt::format("{}.{}", s.name, s.incarnation));
+    if (cg) {
+      cgroup.emplace(std::move(cg).value());
+      req.cgroup = &cgroup->handle();
+    } else {
+      Say("{}: {}; its tree is tracked by process group only", s.name, cg.error().message);
+    }
+  }
+
+  auto process = platform::Spawn(req);
+  out->write.Reset();
+  if (readiness) readiness->CloseWriteEnd();
+  if (!process) return fail(process.error().message);
+
+  pid_t pid = process->pid();
+  core::Incarnation inc = s.incarnation;
+  int pidfd = process->pidfd();
+  (void)loop_->Add(pidfd, EPOLLIN, [this, inc](std::uint32_t) { OnExit(inc); });
+  int out_fd = out->read.get();
+  std::string name = s.name;
+  LogFor(name);
+  outputs_.emplace(out_fd, std::move(out->read));
+  (void)loop_->Add(out_fd, EPOLLIN,
+                   [this, out_fd, name](std::uint32_t) { OnOutput(out_fd, name); });
+  if (readiness) {
+    (void)loop_->Add(readiness->read_fd(), EPOLLIN,
+                     [this, inc](std::uint32_t) { OnReadiness(inc); });
+  }
+  by_pid_[pid] = inc;
+  children_.emplace(
+      inc, Child{inc, name, std::move(process).value(), std::move(readiness), std::move(cgroup)});
+  Feed(sup_.Spawned(inc, pid, Now()));
+}
+
+void Daemon::DoKill(const core::Kill& k) {
+  auto it = children_.find(k.incarnation);
+  if (it == children_.end() || it->second.process.reaped()) return;
+  if (auto r = platform::KillTree(it->second.process, k.signal); !r) {
+    Say("{}: kill: {}", it->second.name, r.error().message);
+  }
+}
+
+void Daemon::DoEmit(const core::Event& e) {
+  auto line = journal_->Append(e, Now());
+  if (!line) Say("{}", line.error().message);
+  if (e.event == "system_started") {
+    NotifyParent("READY=1\nSTATUS=all children ready");
+    if (watchdog_interval_) watchdog_next_ = Now() + *watchdog_interval_;
+  }
+  if (options_.echo_output) {
+    std::string what = e.event;
+    if (!e.node.empty()) what += " " + e.node;
+    if (e.reason) what += fmt::format(" ({})", core::Describe(*e.reason));
+    if (e.delay_ms && *e.delay_ms > 0) what += fmt::format(" in {}ms", *e.delay_ms);
+    Say("{}", what);
+  }
+}
+
+void Daemon::ArmTimer() {
+  std::optional<Time> next = timers_.Next();
+  if (watchdog_next_ && (!next || *watchdog_next_ < *next)) next = watchdog_next_;
+  if (next == timer_armed_at_) return;
+  if (next) {
+    (void)timer_->ArmAt(*next);
+  } else {
+    (void)timer_->Disarm();
+  }
+  timer_armed_at_ = next;
+}
+
+}  // namespace slate::runtime

@@ -1,0 +1,113 @@
+// Internal to src/runtime: the daemon's state and handlers. See runtime.h.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/supervision.h"
+#include "platform/cgroup.h"
+#include "platform/event_loop.h"
+#include "platform/notify_socket.h"
+#include "platform/pipe.h"
+#include "platform/process.h"
+#include "platform/signal_fd.h"
+#include "platform/timer_fd.h"
+#include "runtime/control.h"
+#include "runtime/journal.h"
+#include "runtime/log_sink.h"
+#include "runtime/runtime.h"
+#include "runtime/timer_queue.h"
+
+namespace slate::runtime {
+
+using Time = std::chrono::nanoseconds;
+
+class Daemon {
+ public:
+  Daemon(std::shared_ptr<const spec::System> system, const RunOptions& options);
+  ~Daemon();
+  int Run();
+
+ private:
+  // A live process of a component.
+  struct Child {
+    core::Incarnation incarnation;
+    std::string name;
+    platform::Process process;
+    std::optional<platform::ReadinessPipe> readiness;
+    std::optional<platform::Cgroup> cgroup;
+  };
+
+  // setup.cc
+  Result<std::monostate> Setup();
+  Result<std::monostate> PrepareStateDir();
+  void SetUpCgroups();
+  void RemoveStaleCgroups(const std::string& parent);
+  std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);
+  platform::NotifySocket* NotifyFor(const std::string& name);
+  LogSink& LogFor(const std::string& name);
+  void NotifyParent(std::string_view message);
+  void Teardown();
+  void RemoveDeadCgroups();
+
+  // actions.cc: carrying out the core's decisions
+  void Feed(core::Actions actions);
+  void Do(const core::Action& a);
+  void DoSpawn(const core::Spawn& s);
+  void DoKill(const core::Kill& k);
+  void DoEmit(const core::Event& e);
+  void ArmTimer();
+
+  // events.cc: what the loop hears
+  void OnSignal();
+  void OnTimer();
+  void OnExit(core::Incarnation inc);
+  void OnOutput(int fd, const std::string& name);
+  void OnReadiness(core::Incarnation inc);
+  void OnNotify(const std::string& name);
+
+  // control.cc's handler, status.cc
+  nlohmann::json Handle(const nlohmann::json& request);
+  nlohmann::json StatusJson();
+
+  Time Now() const;
+
+  std::shared_ptr<const spec::System> system_;
+  RunOptions options_;
+  core::Supervision sup_;
+  std::optional<platform::EventLoop> loop_;
+  std::optional<platform::SignalFd> signals_;
+  std::optional<platform::TimerFd> timer_;
+  std::optional<Time> timer_armed_at_;
+  TimerQueue timers_;
+  std::optional<Journal> journal_;
+  std::unique_ptr<ControlServer> control_;
+  std::optional<platform::CgroupTree> cgroups_;
+  // Cgroups of processes that ended, removed once empty. Each process gets a
+  // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into
+  // a cgroup that was ever killed through cgroup.kill.
+  std::vector<platform::Cgroup> dying_cgroups_;
+
+  std::map<core::Incarnation, Child> children_;
+  std::map<pid_t, core::Incarnation> by_pid_;
+  std::map<int, platform::UniqueFd> outputs_;  // read ends of output pipes
+  std::map<std::string, LogSink> logs_;
+  std::map<std::string, std::unique_ptr<platform::NotifySocket>> notify_;
+  std::map<std::string, std::string> status_text_;  // STATUS= per component
+
+  std::deque<core::Action> pending_;
+  bool feeding_ = false;
+  std::optional<int> exit_code_;
+  std::string exit_message_;
+  Time started_{};
+  std::optional<Time> watchdog_interval_;  // our own WATCHDOG=1 to our parent
+  std::optional<Time> watchdog_next_;
+  std::uint64_t notify_rejected_ = 0;
+};
+
+}  // namespace slate::runtime

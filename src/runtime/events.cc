@@ -1,0 +1,154 @@
+// What the event loop hears: signals, timers, process exits, output,
+// readiness and sd_notify datagrams.
+#include <csignal>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "runtime/daemon.h"
+#include "runtime/say.h"
+
+namespace slate::runtime {
+
+void Daemon::OnSignal() {
+  for (;;) {
+    auto info = signals_->Read();
+    if (!info || !info->has_value()) return;
+    int sig = (*info)->signo;
+    switch (sig) {
+      case SIGCHLD: {
+        // Tracked children are reaped through their pidfds; this collects
+        // what was orphaned to us (a component's grandchildren).
+        auto reaped = platform::ReapOrphans([this](pid_t pid) { return by_pid_.contains(pid); });
+        (void)reaped;
+        RemoveDeadCgroups();
+        break;
+      }
+      case SIGTERM:
+      case SIGINT:
+      case SIGQUIT: {
+        Say("{}: stopping the system", ::sigabbrev_np(sig));
+        NotifyParent("STOPPING=1");
+        core::CommandResult r = sup_.Shutdown(Now());
+        Feed(std::move(r.actions));
+        break;
+      }
+      case SIGHUP: Say("SIGHUP ignored (reloading the system file is not supported)"); break;
+      default: break;  // SIGPIPE: a peer went away; the write already failed
+    }
+  }
+}
+
+void Daemon::RemoveDeadCgroups() {
+  // A cgroup can be removed once the last process of its tree is gone; a
+  // later exit or SIGCHLD tries again for those still busy.
+  std::erase_if(dying_cgroups_, [](platform::Cgroup& cg) { return cg.Remove().ok(); });
+}
+
+void Daemon::OnTimer() {
+  (void)timer_->Acknowledge();
+  timer_armed_at_.reset();
+  Time now = Now();
+  if (watchdog_next_ && *watchdog_next_ <= now) {
+    NotifyParent("WATCHDOG=1");
+    watchdog_next_ = now + *watchdog_interval_;
+  }
+  for (TimerQueue::Id id : timers_.PopDue(now)) Feed(sup_.TimerFired(id, now));
+}
+
+void Daemon::OnExit(core::Incarnation inc) {
+  auto it = children_.find(inc);
+  if (it == children_.end()) return;
+  Child& child = it->second;
+  auto status = platform::TryReap(child.process);
+  if (!status) {
+    Say("{}: {}", child.name, status.error().message);
+  } else if (!status->has_value()) {
+    return;  // not yet
+  }
+  (void)loop_->Remove(child.process.pidfd());
+  // The leader is gone; nothing it started may outlive it (clean slate).
+  (void)platform::KillTree(child.process, SIGKILL);
+  if (child.readiness) (void)loop_->Remove(child.readiness->read_fd());
+  core::ProcessStatus ps;
+  if (status && status->has_value()) {
+    const platform::ExitStatus& st = **status;
+    ps.signaled = st.killed();
+    ps.code = st.exited() ? st.code : 0;
+    ps.signal = st.killed() ? st.code : 0;
+    ps.core_dumped = st.core_dumped;
+  } else {
+    ps.signaled = true;
+    ps.signal = SIGKILL;
+  }
+  by_pid_.erase(child.process.pid());
+  if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
+  children_.erase(it);
+  RemoveDeadCgroups();
+  Feed(sup_.Exited(inc, ps, Now()));
+}
+
+void Daemon::OnOutput(int fd, const std::string& name) {
+  // A bounded amount per wakeup: a flood from one component cannot starve
+  // the others or the supervision of anything.
+  char buf[16384];
+  LogSink& log = LogFor(name);
+  for (int round = 0; round < 4; ++round) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      log.Write(std::string_view(buf, static_cast<std::size_t>(n)));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    // EOF: every writer (the component's whole tree) is gone.
+    log.Flush();
+    (void)loop_->Remove(fd);
+    outputs_.erase(fd);
+    return;
+  }
+}
+
+void Daemon::OnReadiness(core::Incarnation inc) {
+  auto it = children_.find(inc);
+  if (it == children_.end() || !it->second.readiness) return;
+  auto state = it->second.readiness->Read();
+  if (state && *state == platform::ReadinessPipe::State::kPending) return;
+  (void)loop_->Remove(it->second.readiness->read_fd());
+  if (state && *state == platform::ReadinessPipe::State::kReady) Feed(sup_.Ready(inc, Now()));
+}
+
+void Daemon::OnNotify(const std::string& name) {
+  auto sock = notify_.find(name);
+  if (sock == notify_.end()) return;
+  for (int i = 0; i < 64; ++i) {
+    auto msg = sock->second->Receive();
+    if (!msg || !msg->has_value()) return;
+    const platform::NotifyMessage& m = **msg;
+    // Attribute the datagram: it must come from the current process of this
+    // component or one of its descendants (its process group or cgroup).
+    core::Incarnation inc = sup_.IncarnationOf(name);
+    auto child = children_.find(inc);
+    bool ours = false;
+    if (child != children_.end() && m.pid > 0) {
+      pid_t leader = child->second.process.pid();
+      if (m.pid == leader) {
+        ours = true;
+      } else if (auto pg = platform::ProcessGroupOf(m.pid); pg && *pg == leader) {
+        ours = true;
+      } else if (const platform::CgroupHandle* cg = child->second.process.cgroup()) {
+        auto in = cg->Contains(m.pid);
+        ours = in && *in;
+      }
+    }
+    if (!ours) {
+      ++notify_rejected_;
+      continue;
+    }
+    if (m.status) status_text_[name] = *m.status;
+    if (m.watchdog) sup_.Heartbeat(inc, Now());
+    if (m.ready) Feed(sup_.Ready(inc, Now()));
+  }
+}
+
+}  // namespace slate::runtime

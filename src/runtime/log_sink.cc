@@ -1,0 +1,101 @@
+#include "runtime/log_sink.h"
+
+#include <cstdio>
+#include <system_error>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "runtime/say.h"
+
+namespace slate::runtime {
+
+LogSink::LogSink(std::string name, std::string path, bool echo)
+    : name_(std::move(name)), path_(std::move(path)), echo_(echo) {
+  OpenFile();
+}
+
+LogSink::LogSink(LogSink&& other) noexcept
+    : name_(std::move(other.name_)),
+      path_(std::move(other.path_)),
+      echo_(other.echo_),
+      fd_(other.fd_),
+      size_(other.size_),
+      partial_(std::move(other.partial_)),
+      echo_dropped_(other.echo_dropped_) {
+  other.fd_ = -1;
+}
+
+LogSink::~LogSink() {
+  Flush();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void LogSink::OpenFile() {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd_ < 0) {
+    Say("cannot open log {}: {}", path_, std::system_category().message(errno));
+    return;
+  }
+  struct stat st {};
+  size_ = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+void LogSink::Rotate() {
+  if (fd_ >= 0) ::close(fd_);
+  std::string old = path_ + ".1";
+  ::rename(path_.c_str(), old.c_str());
+  OpenFile();
+}
+
+void LogSink::Write(std::string_view data) {
+  while (!data.empty()) {
+    std::size_t nl = data.find('\n');
+    if (nl == std::string_view::npos) {
+      partial_.append(data);
+      while (partial_.size() >= kMaxLine) {
+        Line(std::string_view(partial_).substr(0, kMaxLine));
+        partial_.erase(0, kMaxLine);
+      }
+      return;
+    }
+    if (partial_.empty()) {
+      Line(data.substr(0, nl));
+    } else {
+      partial_.append(data.substr(0, nl));
+      Line(partial_);
+      partial_.clear();
+    }
+    data.remove_prefix(nl + 1);
+  }
+}
+
+void LogSink::Flush() {
+  if (partial_.empty()) return;
+  Line(partial_);
+  partial_.clear();
+}
+
+void LogSink::Line(std::string_view line) {
+  std::string out(line);
+  out += '\n';
+  if (fd_ >= 0) {
+    if (size_ + out.size() > kRotateAt) Rotate();
+    if (fd_ >= 0 && ::write(fd_, out.data(), out.size()) > 0) size_ += out.size();
+  }
+  if (!echo_) return;
+  std::string echoed = fmt::format("{} | {}", name_, out);
+  // Write only if stderr can take it now: POLLOUT on a pipe means at least
+  // PIPE_BUF bytes fit, and a write of up to PIPE_BUF bytes is then whole.
+  pollfd p{STDERR_FILENO, POLLOUT, 0};
+  if (echoed.size() <= 4096 && ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0) {
+    if (::write(STDERR_FILENO, echoed.data(), echoed.size()) > 0) return;
+  }
+  ++echo_dropped_;
+}
+
+}  // namespace slate::runtime

@@ -1,0 +1,265 @@
+// Start-up and teardown of the daemon: state_dir, journal, loop, signals,
+// cgroups, control socket; per-component log files and notify sockets.
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "platform/clock.h"
+#include "runtime/daemon.h"
+#include "runtime/say.h"
+
+extern char** environ;
+
+namespace slate::runtime {
+
+namespace fs = std::filesystem;
+
+Daemon::Daemon(std::shared_ptr<const spec::System> system, const RunOptions& options)
+    : system_(std::move(system)), options_(options), sup_(system_, std::random_device{}()) {}
+
+Daemon::~Daemon() {
+  Teardown();
+}
+
+Time Daemon::Now() const {
+  return platform::MonotonicNow();
+}
+
+Result<std::monostate> Daemon::PrepareStateDir() {
+  std::error_code ec;
+  for (const char* sub : {"", "logs", "run"}) {
+    fs::path p = fs::path(system_->state_dir) / sub;
+    fs::create_directories(p, ec);
+    if (ec) return MakeError(fmt::format("cannot create {}: {}", p.string(), ec.message()));
+  }
+  // Notify sockets live in run/: only we (and root) may reach them.
+  ::chmod((fs::path(system_->state_dir) / "run").c_str(), 0700);
+  return std::monostate{};
+}
+
+void Daemon::SetUpCgroups() {
+  auto tree = platform::CgroupTree::Create(fmt::format("slate-{}", ::getpid()));
+  if (!tree) {
+    Say("cgroup v2 not available ({}); process trees are torn down by process group, and a "
+        "process that leaves its group (setsid) can escape",
+        tree.error().message);
+    return;
+  }
+  Say("{}", tree->Describe());
+  RemoveStaleCgroups(tree->location().own_dir);
+  cgroups_.emplace(std::move(tree).value());
+}
+
+void Daemon::RemoveStaleCgroups(const std::string& parent) {
+  // Trees left by runtimes that were killed (kill -9 leaves no teardown):
+  // whatever still runs in them is killed, and they are removed. A tree
+  // whose runtime lives belongs to another system and is left alone.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    std::string name = e.path().filename().string();
+    if (!e.is_directory(ec) || !name.starts_with("slate-")) continue;
+    pid_t owner = std::atoi(name.c_str() + 6);
+    if (owner <= 0 || owner == ::getpid() || ::kill(owner, 0) == 0) continue;
+    std::vector<fs::path> leaves;
+    for (const auto& child : fs::directory_iterator(e.path(), ec)) {
+      if (!child.is_directory(ec)) continue;
+      std::ofstream(child.path() / "cgroup.kill") << "1";
+      leaves.push_back(child.path());
+    }
+    int killed = 0;
+    for (const auto& leaf : leaves) {
+      for (int i = 0; i < 100 && ::rmdir(leaf.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(1000);
+      ++killed;
+    }
+    if (::rmdir(e.path().c_str()) == 0) {
+      Say("removed the cgroups of a runtime that died (pid {}), {} component tree(s) killed", owner,
+          killed);
+    }
+  }
+}
+
+Result<std::monostate> Daemon::Setup() {
+  if (auto r = PrepareStateDir(); !r) return r;
+  auto journal = Journal::Open((fs::path(system_->state_dir) / "events.jsonl").string());
+  if (!journal) return journal.error();
+  journal_.emplace(std::move(journal).value());
+
+  auto loop = platform::EventLoop::Create();
+  if (!loop) return loop.error();
+  loop_.emplace(std::move(loop).value());
+  auto signals = platform::SignalFd::Create({SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE});
+  if (!signals) return signals.error();
+  signals_.emplace(std::move(signals).value());
+  auto timer = platform::TimerFd::Create();
+  if (!timer) return timer.error();
+  timer_.emplace(std::move(timer).value());
+  if (auto r = loop_->Add(signals_->fd(), EPOLLIN, [this](std::uint32_t) { OnSignal(); }); !r) {
+    return r;
+  }
+  if (auto r = loop_->Add(timer_->fd(), EPOLLIN, [this](std::uint32_t) { OnTimer(); }); !r) {
+    return r;
+  }
+  // Orphaned grandchildren come to us, not to init, so none is left behind.
+  if (auto r = platform::SetChildSubreaper(); !r) return r;
+  SetUpCgroups();
+
+  auto control =
+      ControlServer::Listen((fs::path(system_->state_dir) / "control.sock").string(), *loop_,
+                            [this](const nlohmann::json& r) { return Handle(r); });
+  if (!control) return control.error();
+  control_ = std::move(control).value();
+
+  // Our own parent may watch us (systemd Type=notify, WatchdogSec).
+  if (const char* usec = std::getenv("WATCHDOG_USEC")) {
+    const char* wpid = std::getenv("WATCHDOG_PID");
+    long long us = std::atoll(usec);
+    if (us > 0 && (wpid == nullptr || std::atoll(wpid) == ::getpid())) {
+      watchdog_interval_ = std::chrono::microseconds(us / 2);
+    }
+  }
+  return std::monostate{};
+}
+
+LogSink& Daemon::LogFor(const std::string& name) {
+  auto it = logs_.find(name);
+  if (it == logs_.end()) {
+    std::string path = (fs::path(system_->state_dir) / "logs" / (name + ".log")).string();
+    it = logs_.emplace(name, LogSink(name, path, options_.echo_output)).first;
+  }
+  return it->second;
+}
+
+platform::NotifySocket* Daemon::NotifyFor(const std::string& name) {
+  auto it = notify_.find(name);
+  if (it != notify_.end()) return it->second.get();
+  std::string path = (fs::path(system_->state_dir) / "run" / (name + ".notify")).string();
+  auto sock = platform::NotifySocket::Bind(path);
+  if (!sock) {
+    Say("{}: notify socket: {}", name, sock.error().message);
+    return nullptr;
+  }
+  auto owned = std::make_unique<platform::NotifySocket>(std::move(sock).value());
+  platform::NotifySocket* raw = owned.get();
+  if (auto r = loop_->Add(raw->fd(), EPOLLIN, [this, name](std::uint32_t) { OnNotify(name); });
+      !r) {
+    Say("{}: notify socket: {}", name, r.error().message);
+    return nullptr;
+  }
+  notify_.emplace(name, std::move(owned));
+  return raw;
+}
+
+std::vector<std::string> Daemon::ComponentEnv(const std::string& name, const spec::Component& c) {
+  // Ours, less what speaks of our own supervisor, plus the component's.
+  static constexpr std::string_view kOurs[] = {
+      "NOTIFY_SOCKET=", "WATCHDOG_USEC=",  "WATCHDOG_PID=", "LISTEN_FDS=",
+      "LISTEN_PID=",    "LISTEN_FDNAMES=", "SLATE_"};
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv = *e;
+    bool ours = false;
+    for (auto prefix : kOurs) ours = ours || kv.starts_with(prefix);
+    std::string_view key = kv.substr(0, kv.find('='));
+    if (!ours && !c.env.contains(std::string(key))) env.emplace_back(kv);
+  }
+  for (const auto& [k, v] : c.env) env.push_back(k + "=" + v);
+  if (platform::NotifySocket* n = NotifyFor(name)) env.push_back("NOTIFY_SOCKET=" + n->path());
+  env.push_back("SLATE_COMPONENT=" + name);
+  env.push_back("SLATE_STATE_DIR=" + system_->state_dir);
+  if (c.heartbeat) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(*c.heartbeat).count();
+    env.push_back(fmt::format("WATCHDOG_USEC={}", us));
+  }
+  return env;
+}
+
+void Daemon::NotifyParent(std::string_view message) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || *path == '\0') return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::size_t len = std::strlen(path);
+  if (len >= sizeof(addr.sun_path)) return;
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  platform::UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return;
+  auto size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  (void)::sendto(fd.get(), message.data(), message.size(), MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr*>(&addr), size);
+}
+
+void Daemon::Teardown() {
+  // Normally every child is gone by now; after a runtime error, none may
+  // outlive us.
+  for (auto& [inc, child] : children_) {
+    (void)platform::KillTree(child.process, SIGKILL);
+  }
+  for (auto& [inc, child] : children_) {
+    for (int i = 0; i < 1000 && !child.process.reaped(); ++i) {
+      auto r = platform::TryReap(child.process);
+      if (!r || r->has_value()) break;
+      ::usleep(1000);
+    }
+  }
+  for (auto& [inc, child] : children_) {
+    if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
+  }
+  children_.clear();
+  for (auto& cg : dying_cgroups_) (void)cg.handle().Kill();
+  for (int i = 0; i < 100 && !dying_cgroups_.empty(); ++i) {
+    RemoveDeadCgroups();
+    if (!dying_cgroups_.empty()) ::usleep(1000);
+  }
+  dying_cgroups_.clear();
+  cgroups_.reset();
+  for (auto& [fd, owned] : outputs_) {
+    if (loop_) (void)loop_->Remove(fd);
+  }
+  outputs_.clear();
+  logs_.clear();
+  if (loop_) {
+    for (auto& [name, sock] : notify_) (void)loop_->Remove(sock->fd());
+  }
+  notify_.clear();
+  control_.reset();
+}
+
+int Daemon::Run() {
+  started_ = Now();
+  if (auto r = Setup(); !r) {
+    Say("{}", r.error().message);
+    return 1;
+  }
+  Say("running system '{}' from {} (state_dir {})", system_->name, system_->file,
+      system_->state_dir);
+  Feed(sup_.Start(Now()));
+  while (!exit_code_) {
+    ArmTimer();
+    auto n = loop_->RunOnce(platform::EventLoop::kForever);
+    if (!n) {
+      Say("event loop: {}", n.error().message);
+      exit_code_ = 1;
+    }
+  }
+  NotifyParent("STOPPING=1");
+  if (!exit_message_.empty()) Say("{}", exit_message_);
+  Teardown();
+  return *exit_code_;
+}
+
+int Run(std::shared_ptr<const spec::System> system, const RunOptions& options) {
+  Daemon d(std::move(system), options);
+  return d.Run();
+}
+
+}  // namespace slate::runtime

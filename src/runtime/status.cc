@@ -1,0 +1,114 @@
+// The control socket's verbs (docs/control-protocol.md) and `status`.
+#include <csignal>
+#include <cstring>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "platform/signal_process.h"
+#include "runtime/daemon.h"
+
+namespace slate::runtime {
+namespace {
+
+// "KILL", "SIGKILL", "kill" or "9".
+std::optional<int> ParseSignal(const nlohmann::json& j) {
+  if (j.is_number_integer()) {
+    int n = j.get<int>();
+    if (n > 0 && n < NSIG) return n;
+    return std::nullopt;
+  }
+  if (!j.is_string()) return std::nullopt;
+  std::string s = j.get<std::string>();
+  for (char& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  if (s.starts_with("SIG")) s.erase(0, 3);
+  if (!s.empty() && std::all_of(s.begin(), s.end(), ::isdigit)) {
+    int n = std::atoi(s.c_str());
+    if (n > 0 && n < NSIG) return n;
+    return std::nullopt;
+  }
+  for (int n = 1; n < NSIG; ++n) {
+    const char* abbrev = ::sigabbrev_np(n);
+    if (abbrev != nullptr && s == abbrev) return n;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json Error(std::string message) {
+  return {{"ok", false}, {"error", std::move(message)}};
+}
+
+}  // namespace
+
+nlohmann::json Daemon::StatusJson() {
+  Time now = Now();
+  auto ms = [](Time t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t).count(); };
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const core::NodeStatus& n : sup_.Status()) {
+    nlohmann::json j;
+    j["name"] = n.name;
+    j["kind"] = n.is_supervisor ? "supervisor" : "component";
+    j["supervisor"] = n.supervisor.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.supervisor);
+    j["state"] = n.state;
+    j["pid"] = n.pid == 0 ? nlohmann::json(nullptr) : nlohmann::json(n.pid);
+    j["uptime_ms"] = n.since ? nlohmann::json(ms(now - *n.since)) : nlohmann::json(nullptr);
+    j["restarts"] = n.restarts;
+    j["streak"] = n.streak;
+    j["children"] = n.children;
+    if (auto it = status_text_.find(n.name); it != status_text_.end()) j["status"] = it->second;
+    nodes.push_back(std::move(j));
+  }
+  nlohmann::json s;
+  s["system"] = system_->name;
+  s["file"] = system_->file;
+  s["state_dir"] = system_->state_dir;
+  s["pid"] = ::getpid();
+  s["uptime_ms"] = ms(now - started_);
+  s["journal_seq"] = journal_->last_seq();
+  s["nodes"] = std::move(nodes);
+  return s;
+}
+
+nlohmann::json Daemon::Handle(const nlohmann::json& request) {
+  std::string verb = request["verb"].get<std::string>();
+  std::string name = request.value("name", "");
+  Time now = Now();
+  if (verb == "status") return {{"ok", true}, {"status", StatusJson()}};
+  if (verb == "shutdown") {
+    NotifyParent("STOPPING=1");
+    core::CommandResult r = sup_.Shutdown(now);
+    Feed(std::move(r.actions));
+    return {{"ok", true}, {"message", r.message}};
+  }
+  if (verb == "start" || verb == "stop" || verb == "restart") {
+    if (name.empty()) return Error(fmt::format("{} needs a \"name\"", verb));
+    core::CommandResult r = verb == "start"  ? sup_.StartChild(name, now)
+                            : verb == "stop" ? sup_.StopChild(name, now)
+                                             : sup_.RestartChild(name, now);
+    Feed(std::move(r.actions));
+    if (!r.ok) return Error(r.message);
+    return {{"ok", true}, {"message", r.message}};
+  }
+  if (verb == "kill") {
+    if (name.empty()) return Error("kill needs a \"name\"");
+    std::optional<int> sig = ParseSignal(request.value("signal", nlohmann::json("KILL")));
+    if (!sig) return Error("unknown signal (use a name like KILL or SEGV, or a number)");
+    core::Incarnation inc = sup_.IncarnationOf(name);
+    auto it = children_.find(inc);
+    if (inc == 0 || it == children_.end()) {
+      return Error(fmt::format("'{}' has no running process", name));
+    }
+    // A fault, not a stop: only the component's main process is signalled,
+    // and the end that follows is a failure like any crash.
+    if (auto r = platform::SignalProcess(it->second.process, *sig); !r) {
+      return Error(r.error().message);
+    }
+    return {{"ok", true},
+            {"message", fmt::format("sent SIG{} to {} (pid {})", ::sigabbrev_np(*sig), name,
+                                    it->second.process.pid())}};
+  }
+  return Error(fmt::format("unknown verb '{}'", verb));
+}
+
+}  // namespace slate::runtime
