@@ -15,6 +15,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <cstring>
+#include <set>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
