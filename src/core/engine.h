@@ -102,5 +102,4 @@ class Supervision::Engine {
   bool finished_ = false;
 };
 
-
 }  // namespace slate::core

@@ -19,7 +19,8 @@ constexpr NodeId kNoNode = static_cast<NodeId>(-1);
 enum class State { kStopped, kStarting, kRunning, kStopping, kRestarting };
 std::string_view ToString(State s);
 
-// One step of a plan: start one node and wait until it is running, or stop
+// One step of a plan: start some nodes (concurrently: several only for
+// simple_one_for_one instances) and wait until all are running, or stop
 // some nodes (concurrently) and wait until all are stopped.
 struct Step {
   enum class Kind { kStart, kStop };

@@ -31,7 +31,12 @@ void Supervision::Engine::StartSupervisor(Node& s) {
   s.running_since.reset();
   s.goal = Goal::kInitialStart;
   if (!IsRoot(s)) Emit("child_started", s);
-  for (NodeId k : s.children) s.plan.push_back(Step{Step::Kind::kStart, {k}, false});
+  if (s.supervisor->strategy == spec::Strategy::kSimpleOneForOne) {
+    // Instances are alike and independent: they start together.
+    if (!s.children.empty()) s.plan.push_back(Step{Step::Kind::kStart, s.children, false});
+  } else {
+    for (NodeId k : s.children) s.plan.push_back(Step{Step::Kind::kStart, {k}, false});
+  }
   Schedule(s);
 }
 
@@ -41,13 +46,16 @@ void Supervision::Engine::Advance(Node& s) {
     Step& step = s.plan.front();
     switch (step.kind) {
       case Step::Kind::kStart: {
-        Node& c = nodes_[step.nodes[0]];
         if (!step.begun) {
           step.begun = true;
-          if (c.state == State::kRunning) break;
-          BeginStart(c);
+          for (NodeId k : step.nodes) {
+            if (nodes_[k].state != State::kRunning) BeginStart(nodes_[k]);
+          }
         }
-        if (c.state != State::kRunning) return;
+        bool all_running = std::all_of(step.nodes.begin(), step.nodes.end(), [&](NodeId k) {
+          return nodes_[k].state == State::kRunning;
+        });
+        if (!all_running) return;
         break;
       }
       case Step::Kind::kStop: {

@@ -573,6 +573,34 @@ TEST(SimpleOneForOne, InstancesStartAndAreRestartedAlone) {
   EXPECT_THAT(h.spawns, ElementsAre("w@1", "w@2", "w@3", "w@2"));
 }
 
+TEST(SimpleOneForOne, InstancesStartConcurrently) {
+  Harness h(R"(
+[system]
+root = "main"
+[supervisor.main]
+children = ["pool", "after"]
+[supervisor.pool]
+strategy = "simple_one_for_one"
+template = "w"
+instances = 3
+[component.w]
+exec = ["/bin/true"]
+ready = "notify"
+[component.after]
+exec = ["/bin/true"]
+)");
+  h.manual_ready = {"w@1", "w@2", "w@3"};
+  h.Start();
+  // All three are spawned before any is ready; the next sibling waits for all.
+  EXPECT_THAT(h.spawns, ElementsAre("w@1", "w@2", "w@3"));
+  h.MakeReady("w@2");
+  h.MakeReady("w@1");
+  EXPECT_EQ(h.State("pool"), "starting");
+  h.MakeReady("w@3");
+  EXPECT_EQ(h.State("pool"), "running");
+  EXPECT_THAT(h.spawns, ElementsAre("w@1", "w@2", "w@3", "after"));
+}
+
 TEST(SimpleOneForOne, InstancesStopConcurrently) {
   Harness h(kPool);
   h.ignore_sigterm = {"w@1", "w@2", "w@3"};

@@ -1,6 +1,8 @@
 #include "runtime/log_sink.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <system_error>
 
 #include <fcntl.h>
@@ -88,14 +90,36 @@ void LogSink::Line(std::string_view line) {
     if (fd_ >= 0 && ::write(fd_, out.data(), out.size()) > 0) size_ += out.size();
   }
   if (!echo_) return;
-  std::string echoed = fmt::format("{} | {}", name_, out);
+  // Refill the echo budget; a line beyond it is not echoed.
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  std::int64_t now = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+  echo_tokens_ =
+      std::min(kEchoPerSecond,
+               echo_tokens_ + static_cast<double>(now - echo_refilled_ns_) * kEchoPerSecond / 1e9);
+  echo_refilled_ns_ = now;
+  if (echo_tokens_ < 1) {
+    ++echo_dropped_;
+    return;
+  }
+  echo_tokens_ -= 1;
+  if (echo_dropped_ > echo_dropped_reported_) {
+    if (!Echo(fmt::format("{} | [{} lines not shown here; see {}]\n", name_,
+                          echo_dropped_ - echo_dropped_reported_, path_))) {
+      ++echo_dropped_;
+      return;
+    }
+    echo_dropped_reported_ = echo_dropped_;
+  }
+  if (!Echo(fmt::format("{} | {}", name_, out))) ++echo_dropped_;
+}
+
+bool LogSink::Echo(std::string_view text) {
   // Write only if stderr can take it now: POLLOUT on a pipe means at least
   // PIPE_BUF bytes fit, and a write of up to PIPE_BUF bytes is then whole.
   pollfd p{STDERR_FILENO, POLLOUT, 0};
-  if (echoed.size() <= 4096 && ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0) {
-    if (::write(STDERR_FILENO, echoed.data(), echoed.size()) > 0) return;
-  }
-  ++echo_dropped_;
+  return text.size() <= 4096 && ::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0 &&
+         ::write(STDERR_FILENO, text.data(), text.size()) > 0;
 }
 
 }  // namespace slate::runtime

@@ -3,7 +3,8 @@
 // "NAME | line". The echo never blocks: when stderr cannot take a line at
 // once (a slow terminal, a full pipe) the line is dropped from the echo and
 // counted, so a component that floods its output cannot slow supervision.
-// The log file keeps everything.
+// The echo is also limited to kEchoPerSecond lines per second per component
+// (what is left out is counted and said). The log file keeps everything.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +18,7 @@ class LogSink {
  public:
   static constexpr std::uint64_t kRotateAt = 8u << 20;  // bytes per file
   static constexpr std::size_t kMaxLine = 4096;         // longer lines are split
+  static constexpr double kEchoPerSecond = 200;         // lines echoed per second
 
   LogSink(std::string name, std::string path, bool echo);
   LogSink(LogSink&& other) noexcept;
@@ -35,6 +37,7 @@ class LogSink {
 
  private:
   void Line(std::string_view line);
+  bool Echo(std::string_view text);
   void OpenFile();
   void Rotate();
 
@@ -45,6 +48,9 @@ class LogSink {
   std::uint64_t size_ = 0;
   std::string partial_;
   std::uint64_t echo_dropped_ = 0;
+  std::uint64_t echo_dropped_reported_ = 0;
+  double echo_tokens_ = kEchoPerSecond;
+  std::int64_t echo_refilled_ns_ = 0;
 };
 
 }  // namespace slate::runtime

@@ -41,6 +41,37 @@ exec = ["{testee}"]
   EXPECT_EQ(s.Wait(), 0);
 }
 
+TEST(Run, AFloodOfOutputDoesNotSlowSupervision) {
+  SystemUnderTest s(R"(
+[supervisor.main]
+intensity = 5
+children = ["flood", "victim"]
+[component.flood]
+exec = ["{testee}", "--flood"]
+[component.victim]
+exec = ["{testee}"]
+)");
+  s.StartReady();
+  std::this_thread::sleep_for(milliseconds(300));  // the flood is on
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    CommandOutput st = s.Cli({"status"});
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(st.code, 0);
+    EXPECT_LT(took, milliseconds(100))
+        << "status took " << std::chrono::duration_cast<milliseconds>(took).count()
+        << " ms under a flood";
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(s.Cli({"kill", "victim"}).code, 0);
+  ASSERT_TRUE(s.WaitEvent("child_ready", "victim", milliseconds(2000), 2));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(200));
+  // The log file has the flood; the runtime is still fine.
+  EXPECT_GT(fs::file_size(fs::path(s.state_dir()) / "logs" / "flood.log"), 10000u);
+  EXPECT_EQ(s.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(s.Wait(), 0);
+}
+
 TEST(Run, RestForOneRestartsTheLaterSiblingsEndToEnd) {
   SystemUnderTest s(R"(
 [supervisor.main]
@@ -154,7 +185,9 @@ exec = ["{testee}", "--print", "hello from talker"]
 )");
   s.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return s.Cli({"logs", "talker"}).out.find("hello from talker") != std::string::npos; },
+      [&] {
+        return s.Cli({"logs", "talker"}).out.find("hello from talker") != std::string::npos;
+      },
       milliseconds(3000)));
   CommandOutput ev = s.Cli({"events"});
   EXPECT_EQ(ev.code, 0);

@@ -5,18 +5,18 @@
 #pragma once
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fcntl.h>
-#include <cstring>
-#include <set>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>

@@ -165,7 +165,10 @@ int main(int argc, char** argv) {
   for (;;) {
     long t = elapsed_ms();
     if (o.exit_after_ms >= 0 && t >= o.exit_after_ms) return o.code;
-    if (o.crash_after_ms >= 0 && t >= o.crash_after_ms) ::raise(SIGSEGV);
+    if (o.crash_after_ms >= 0 && t >= o.crash_after_ms) {
+      ::signal(SIGSEGV, SIG_DFL);  // a sanitizer build would catch it and abort instead
+      ::raise(SIGSEGV);
+    }
     bool beating = o.stop_heartbeat_after_ms < 0 || t < o.stop_heartbeat_after_ms;
     if (o.heartbeat_ms > 0 && beating) Notify("WATCHDOG=1");
     if (o.flood) {
