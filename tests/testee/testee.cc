@@ -4,7 +4,7 @@
 //          [--stop-heartbeat-after-ms N] [--exit-after-ms N] [--code N]
 //          [--crash-after-ms N] [--ignore-sigterm] [--sigterm-code N]
 //          [--grandchild] [--grandchild-setsid] [--close-stdout]
-//          [--print TEXT] [--flood] [--pidfile PATH]
+//          [--print TEXT] [--flood] [--pidfile PATH] [--fail-start-if PATH]
 //
 // Without options it prints a line and sleeps until signalled.
 #include <chrono>
@@ -39,6 +39,7 @@ struct Options {
   std::string print;
   bool flood = false;
   std::string pidfile;
+  std::string fail_start_if;  // exit 1 before readiness while this file exists
 };
 
 volatile sig_atomic_t g_sigterm_code = -1;
@@ -73,37 +74,45 @@ Options Parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
-    if (a == "--ready" && i + 1 < argc)
-      o.ready = argv[++i];
-    else if (a == "--ready-delay-ms")
-      o.ready_delay_ms = Arg(i, argc, argv);
-    else if (a == "--heartbeat-ms")
-      o.heartbeat_ms = Arg(i, argc, argv);
-    else if (a == "--stop-heartbeat-after-ms")
-      o.stop_heartbeat_after_ms = Arg(i, argc, argv);
-    else if (a == "--exit-after-ms")
-      o.exit_after_ms = Arg(i, argc, argv);
-    else if (a == "--code")
-      o.code = static_cast<int>(Arg(i, argc, argv));
-    else if (a == "--crash-after-ms")
-      o.crash_after_ms = Arg(i, argc, argv);
-    else if (a == "--ignore-sigterm")
+    auto text = [&](std::string& out) {
+      if (i + 1 >= argc) Arg(i, argc, argv);  // reports the missing value
+      out = argv[++i];
+    };
+    auto number = [&](long& out) { out = Arg(i, argc, argv); };
+    auto code = [&](int& out) { out = static_cast<int>(Arg(i, argc, argv)); };
+    if (a == "--ready") {
+      text(o.ready);
+    } else if (a == "--ready-delay-ms") {
+      number(o.ready_delay_ms);
+    } else if (a == "--heartbeat-ms") {
+      number(o.heartbeat_ms);
+    } else if (a == "--stop-heartbeat-after-ms") {
+      number(o.stop_heartbeat_after_ms);
+    } else if (a == "--exit-after-ms") {
+      number(o.exit_after_ms);
+    } else if (a == "--code") {
+      code(o.code);
+    } else if (a == "--crash-after-ms") {
+      number(o.crash_after_ms);
+    } else if (a == "--ignore-sigterm") {
       o.ignore_sigterm = true;
-    else if (a == "--sigterm-code")
-      o.sigterm_code = static_cast<int>(Arg(i, argc, argv));
-    else if (a == "--grandchild")
+    } else if (a == "--sigterm-code") {
+      code(o.sigterm_code);
+    } else if (a == "--grandchild") {
       o.grandchild = true;
-    else if (a == "--grandchild-setsid")
+    } else if (a == "--grandchild-setsid") {
       o.grandchild = o.grandchild_setsid = true;
-    else if (a == "--close-stdout")
+    } else if (a == "--close-stdout") {
       o.close_stdout = true;
-    else if (a == "--print" && i + 1 < argc)
-      o.print = argv[++i];
-    else if (a == "--flood")
+    } else if (a == "--print") {
+      text(o.print);
+    } else if (a == "--flood") {
       o.flood = true;
-    else if (a == "--pidfile" && i + 1 < argc)
-      o.pidfile = argv[++i];
-    else {
+    } else if (a == "--pidfile") {
+      text(o.pidfile);
+    } else if (a == "--fail-start-if") {
+      text(o.fail_start_if);
+    } else {
       std::fprintf(stderr, "testee: unknown option %s\n", argv[i]);
       std::exit(64);
     }
@@ -151,6 +160,10 @@ int main(int argc, char** argv) {
   if (o.close_stdout) {
     ::close(1);
     ::close(2);
+  }
+  if (!o.fail_start_if.empty() && ::access(o.fail_start_if.c_str(), F_OK) == 0) {
+    std::fprintf(stderr, "testee: %s exists: failing to start\n", o.fail_start_if.c_str());
+    return 1;
   }
   if (o.ready_delay_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(o.ready_delay_ms));
