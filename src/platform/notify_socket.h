@@ -24,7 +24,9 @@ inline constexpr std::size_t kMaxNotifyDatagram = 4096;
 struct NotifyMessage {
   // Sender, from SCM_CREDENTIALS (the kernel fills in the real values; only
   // a sender with CAP_SYS_ADMIN / CAP_SETUID could claim another pid / uid).
-  // pid 0 if the datagram carried no credentials.
+  // pid 0 if the datagram carried no credentials. A short-lived sender may
+  // be gone when this is read; systemd-notify(1) run as root therefore sends
+  // in the name of its parent (the script that called it).
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;

@@ -81,7 +81,6 @@ class Process {
 // Fails if it was already reaped, or if somebody else reaped it (ECHILD).
 Result<std::optional<ExitStatus>> TryReap(Process& process);
 
-// (To signal the leader alone, see signal_process.h.)
 // Sends `sig` to the whole tree of `process`: the leader (through its pidfd,
 // so never to a pid reuser), its process group, and, if it runs in a cgroup,
 // every process of that cgroup (SIGKILL through cgroup.kill, which also gets
@@ -91,6 +90,7 @@ Result<std::optional<ExitStatus>> TryReap(Process& process);
 // Without a cgroup, a process that called setsid() or joined another group
 // escapes. After the leader is reaped its group id stays reserved only while
 // members are alive; kill the tree right after reaping, never much later.
+// (SignalProcess in signal_process.h signals the leader alone.)
 Status KillTree(const Process& process, int sig);
 
 // getpgid(2): the process group of `pid`, e.g. to attribute an sd_notify

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "platform/cgroup.h"
 #include "platform/clock.h"
 #include "platform/pidfd.h"
 #include "platform/spawn.h"
@@ -44,10 +46,11 @@ double MedianMicros(const std::function<pid_t()>& start) {
   return micros[micros.size() / 2];
 }
 
-pid_t SpawnTrue(SpawnMethod method) {
+pid_t SpawnTrue(SpawnMethod method, const CgroupHandle* cgroup = nullptr) {
   internal::SetSpawnMethodForTesting(method);
   SpawnRequest request;
   request.argv = {"/bin/true"};
+  request.cgroup = cgroup;
   auto process = Spawn(request);
   internal::SetSpawnMethodForTesting(SpawnMethod::kAuto);
   // The pidfd closes with the Process; the pid stays ours to reap.
@@ -86,6 +89,19 @@ TEST(SpawnBench, MedianTimeToExecBinTrue) {
   std::printf("  %-40s %8.1f us\n", "Spawn (glibc clone fallback)", clone);
   std::printf("  %-40s %8.1f us\n", "baseline: posix_spawn + pidfd_open", posix);
   std::printf("  %-40s %8.1f us (returns before exec)\n", "baseline: fork + exec", fork);
+
+  auto tree = CgroupTree::Create("slate-bench-" + std::to_string(::getpid()));
+  if (!tree) {
+    std::printf("  (no cgroup timings: %s)\n", tree.error().message.c_str());
+    return;
+  }
+  auto cgroup = tree->CreateChild("bench");
+  ASSERT_TRUE(cgroup.ok());
+  const CgroupHandle* handle = &cgroup->handle();
+  const double into3 = MedianMicros([&] { return SpawnTrue(SpawnMethod::kClone3, handle); });
+  const double into = MedianMicros([&] { return SpawnTrue(SpawnMethod::kClone, handle); });
+  std::printf("  %-40s %8.1f us\n", "Spawn into a cgroup (CLONE_INTO_CGROUP)", into3);
+  std::printf("  %-40s %8.1f us\n", "Spawn into a cgroup (clone, cgroup.procs)", into);
 }
 
 }  // namespace

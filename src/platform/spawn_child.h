@@ -3,10 +3,9 @@
 //
 // The child shares our memory (CLONE_VM) and runs on its own small stack
 // while the parent is suspended (CLONE_VFORK). So it may not allocate, take a
-// lock, touch errno-dependent C++ or run sanitizer instrumentation; it only
-// reads the ChildPlan the parent prepared and makes raw system calls. A
-// failure is written back into the plan, which the parent reads once the
-// child has exited.
+// lock or run sanitizer instrumentation; it only reads the ChildPlan the
+// parent prepared and makes raw system calls. A failure is written back into
+// the plan, which the parent reads once the child has exited.
 #pragma once
 
 #include <stddef.h>
