@@ -152,7 +152,7 @@ int Tail(const std::string& path, bool follow,
       fmt::print("{}\n", show(partial + line));
       partial.clear();
     }
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     if (!follow) break;
     in.clear();
     char buf[4096];

@@ -9,11 +9,6 @@
 
 namespace slate::core {
 
-using internal::Goal;
-using internal::Pending;
-using internal::State;
-using internal::TimerKind;
-
 std::string_view ToString(ExitReason::Kind k) {
   switch (k) {
     case ExitReason::Kind::kNormal: return "normal";

@@ -67,7 +67,7 @@ class Supervision::Engine {
   void BeginStart(Node& c);
   void BeginStop(Node& n);
   void BecomeRunning(Node& c);
-  void ProcessEnded(Node& c, ExitReason reason);
+  void ProcessEnded(Node& c, const ExitReason& reason);
 
   // --- supervisors (plan.cc)
   void StartSupervisor(Node& s);

@@ -11,10 +11,6 @@ namespace slate::core {
 
 using internal::Goal;
 using internal::NodeId;
-using internal::Pending;
-using internal::State;
-using internal::Step;
-using internal::TimerKind;
 
 namespace {
 

@@ -5,10 +5,6 @@
 
 namespace slate::core {
 
-using internal::Goal;
-using internal::State;
-using internal::TimerKind;
-
 void Supervision::Engine::BeginStart(Node& c) {
   Disarm(c, TimerKind::kRetry);
   if (c.is_supervisor()) {
@@ -76,7 +72,7 @@ void Supervision::Engine::BeginStop(Node& n) {
   }
 }
 
-void Supervision::Engine::ProcessEnded(Node& c, ExitReason reason) {
+void Supervision::Engine::ProcessEnded(Node& c, const ExitReason& reason) {
   c.process_alive = false;
   by_incarnation_.erase(c.incarnation);
   State was = c.state;

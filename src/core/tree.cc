@@ -1,5 +1,7 @@
 // The shape of the tree: nodes from the system file, simple_one_for_one
 // instances, lookups and status.
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "core/engine.h"
@@ -25,6 +27,7 @@ internal::NodeId Supervision::Engine::AddNode(const std::string& name, NodeId pa
   n.parent = parent;
   n.component = c;
   n.supervisor = s;
+  if (c == nullptr && s == nullptr) std::abort();  // a broken invariant of ours
   if (c != nullptr) {
     n.restart = c->restart;
     n.shutdown = c->shutdown;

@@ -28,7 +28,7 @@ namespace slate::runtime {
 
 class ControlServer {
  public:
-  static constexpr std::size_t kMaxRequest = 64 * 1024;
+  static constexpr std::size_t kMaxRequest = std::size_t{64} * 1024;
   static constexpr std::size_t kMaxClients = 32;
 
   // Answers one well-formed request (an object with a string "verb").

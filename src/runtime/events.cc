@@ -132,14 +132,17 @@ void Daemon::OnNotify(const std::string& name) {
     bool ours = false;
     if (child != children_.end() && m.pid > 0) {
       pid_t leader = child->second.process.pid();
-      if (m.pid == leader) {
-        ours = true;
-      } else if (auto pg = platform::ProcessGroupOf(m.pid); pg && *pg == leader) {
-        ours = true;
-      } else if (const platform::CgroupHandle* cg = child->second.process.cgroup()) {
+      auto in_group = [&] {
+        auto pg = platform::ProcessGroupOf(m.pid);
+        return pg && *pg == leader;
+      };
+      auto in_cgroup = [&] {
+        const platform::CgroupHandle* cg = child->second.process.cgroup();
+        if (cg == nullptr) return false;
         auto in = cg->Contains(m.pid);
-        ours = in && *in;
-      }
+        return in && *in;
+      };
+      ours = m.pid == leader || in_group() || in_cgroup();
     }
     if (!ours) {
       ++notify_rejected_;

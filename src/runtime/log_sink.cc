@@ -50,7 +50,9 @@ void LogSink::OpenFile() {
 void LogSink::Rotate() {
   if (fd_ >= 0) ::close(fd_);
   std::string old = path_ + ".1";
-  ::rename(path_.c_str(), old.c_str());
+  if (::rename(path_.c_str(), old.c_str()) != 0) {
+    Say("cannot rotate {}: {}", path_, std::system_category().message(errno));
+  }
   OpenFile();
 }
 

@@ -171,7 +171,7 @@ std::vector<std::string> Daemon::ComponentEnv(const std::string& name, const spe
     std::string_view key = kv.substr(0, kv.find('='));
     if (!ours && !c.env.contains(std::string(key))) env.emplace_back(kv);
   }
-  for (const auto& [k, v] : c.env) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : c.env) env.push_back(fmt::format("{}={}", k, v));
   if (platform::NotifySocket* n = NotifyFor(name)) env.push_back("NOTIFY_SOCKET=" + n->path());
   env.push_back("SLATE_COMPONENT=" + name);
   env.push_back("SLATE_STATE_DIR=" + system_->state_dir);
