@@ -197,15 +197,7 @@ children = ["parent"]
 exec = ["{testee}", "--grandchild", "--pidfile", "PIDS", "--exit-after-ms", "300", "--code", "1"]
 )");
   std::string pids = s.dir() + "/pids";
-  {
-    std::string text;
-    std::ifstream in(s.file());
-    std::stringstream b;
-    b << in.rdbuf();
-    text = b.str();
-    text.replace(text.find("PIDS"), 4, pids);
-    std::ofstream(s.file()) << text;
-  }
+  s.Replace("PIDS", pids);
   s.StartReady();
   ASSERT_TRUE(s.WaitEvent("child_restarting", "parent"));
   std::vector<pid_t> first = ReadPids(pids);

@@ -100,14 +100,7 @@ ready = "notify"
 backoff = { initial = "20ms", max = "50ms" }
 )");
   std::string broken = s.dir() + "/broken";
-  {
-    std::ifstream in(s.file());
-    std::stringstream b;
-    b << in.rdbuf();
-    std::string text = b.str();
-    text.replace(text.find("BROKEN"), 6, broken);
-    std::ofstream(s.file()) << text;
-  }
+  s.Replace("BROKEN", broken);
   s.StartReady();
   std::ofstream(broken) << "x";
   ASSERT_EQ(s.Cli({"kill", "a"}).code, 0);

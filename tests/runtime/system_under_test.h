@@ -202,6 +202,19 @@ class SystemUnderTest {
 
   std::string file() const { return file_; }
 
+  // Replaces the first `what` in the system file, for values known only
+  // once the test's folder exists.
+  void Replace(const std::string& what, const std::string& with) {
+    std::ifstream in(file_);
+    std::stringstream b;
+    b << in.rdbuf();
+    std::string text = b.str();
+    auto at = text.find(what);
+    ASSERT_NE(at, std::string::npos) << what;
+    text.replace(at, what.size(), with);
+    std::ofstream(file_) << text;
+  }
+
  private:
   fs::path dir_;
   std::string file_;
