@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +185,28 @@ class SystemUnderTest {
     auto j = Json::parse(r.out, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << r.out;
     return j;
+  }
+
+  // One status request straight on the control socket, without the CLI's
+  // process start-up: how long the runtime takes to answer, or -1 ms.
+  milliseconds AskStatus() const {
+    auto t0 = std::chrono::steady_clock::now();
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string path = state_dir() + "/control.sock";
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    std::string reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      std::string req = "{\"verb\":\"status\"}\n";
+      (void)!::write(fd, req.data(), req.size());
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) reply.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    if (reply.find("\"ok\":true") == std::string::npos) return milliseconds(-1);
+    return std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0);
   }
 
   Json Node(const std::string& name) const {
