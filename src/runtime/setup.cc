@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -88,6 +89,13 @@ void Daemon::RemoveStaleCgroups(const std::string& parent) {
 }
 
 Result<std::monostate> Daemon::Setup() {
+  // Each component costs the runtime a few descriptors (pidfd, output pipe,
+  // notify socket): a large system needs more than the usual soft limit.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   if (auto r = PrepareStateDir(); !r) return r;
   auto journal = Journal::Open((fs::path(system_->state_dir) / "events.jsonl").string());
   if (!journal) return journal.error();
