@@ -1,0 +1,120 @@
+#include "store/checkpoint_worker.h"
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+#include <utility>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace slate::store {
+
+StoreResult<std::unique_ptr<CheckpointWorker>> CheckpointWorker::Start() {
+  platform::UniqueFd event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!event.valid()) return ErrnoStoreError("eventfd", errno);
+  std::unique_ptr<CheckpointWorker> worker(new CheckpointWorker(std::move(event)));
+  try {
+    worker->thread_ = std::thread([w = worker.get()] { w->Run(); });
+  } catch (const std::system_error& e) {
+    return ErrnoStoreError("start checkpoint worker", e.code().value());
+  }
+  return worker;
+}
+
+CheckpointWorker::~CheckpointWorker() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::uint64_t CheckpointWorker::Submit(Job job) {
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mutex_);
+    id = next_id_++;
+    queue_.emplace_back(id, std::move(job));
+  }
+  wake_.notify_one();
+  return id;
+}
+
+std::vector<Completion> CheckpointWorker::Collect() {
+  // Drain the counter before taking the list: a completion pushed after the
+  // read re-arms the descriptor, so none waits unannounced.
+  std::uint64_t count = 0;
+  (void)::read(event_.get(), &count, sizeof count);
+  std::vector<Completion> out;
+  std::lock_guard lock(mutex_);
+  out.swap(done_);
+  return out;
+}
+
+void CheckpointWorker::Run() {
+  for (;;) {
+    std::pair<std::uint64_t, Job> next;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) {
+        queue_.clear();  // destroys the queued jobs here, releasing what they hold
+        return;
+      }
+      next = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    JobOutcome outcome = next.second();
+    next.second = nullptr;  // release the job's store before announcing it done
+    {
+      std::lock_guard lock(mutex_);
+      done_.push_back(Completion{next.first, std::move(outcome)});
+    }
+    const std::uint64_t one = 1;
+    (void)::write(event_.get(), &one, sizeof one);
+  }
+}
+
+Job CheckpointJob(std::shared_ptr<const StateStore> store, std::shared_ptr<CheckpointSet> set) {
+  return [store = std::move(store), set = std::move(set)]() -> JobOutcome {
+    auto taken = set->Take(*store);
+    if (!taken) return taken.error();
+    return std::optional<CheckpointInfo>(std::move(*taken));
+  };
+}
+
+Job OpenAndCheckpointJob(std::uint64_t map_size, std::shared_ptr<CheckpointSet> set) {
+  return [map_size, set = std::move(set)]() -> JobOutcome {
+    // Durability only governs this handle's own commits; it makes none.
+    auto store = StateStore::Open(set->store_dir(), map_size, Durability::kProcess);
+    if (!store) return store.error();
+    auto taken = set->Take(**store);
+    if (!taken) return taken.error();
+    return std::optional<CheckpointInfo>(std::move(*taken));
+  };
+}
+
+Job RollbackJob(std::shared_ptr<CheckpointSet> set,
+                std::chrono::system_clock::time_point streak_began) {
+  return [set = std::move(set), streak_began]() -> JobOutcome {
+    auto chosen = set->NewestBefore(streak_began);
+    if (!chosen) return chosen.error();
+    if (!*chosen) {
+      if (auto reset = set->Reset(); !reset) return reset.error();
+      return std::optional<CheckpointInfo>();
+    }
+    if (auto restored = set->Restore(**chosen); !restored) return restored.error();
+    return std::move(*chosen);
+  };
+}
+
+Job ResetJob(std::shared_ptr<CheckpointSet> set) {
+  return [set = std::move(set)]() -> JobOutcome {
+    if (auto reset = set->Reset(); !reset) return reset.error();
+    return std::optional<CheckpointInfo>();
+  };
+}
+
+}  // namespace slate::store
