@@ -1,0 +1,339 @@
+#include "channel/channel_files.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "channel/futex.h"
+
+namespace slate::channel {
+
+namespace {
+
+using internal::Mapping;
+using internal::ReadAt;
+using internal::ReadWord;
+using internal::WriteAt;
+
+struct InitialWord {
+  std::size_t at;
+  std::uint64_t value;
+  std::size_t bytes;  // 4 or 8
+};
+
+ChannelStatus WriteRegion(const std::string& path, const RegionHeader& h, std::uint64_t size,
+                          std::initializer_list<InitialWord> words) {
+  auto fd = internal::OpenFile(path, O_RDWR | O_CREAT | O_EXCL);
+  if (!fd) return fd.error();
+  // Sparse: slots cost nothing until a message is written into them.
+  if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) {
+    return SystemError(fmt::format("size {}", path), errno);
+  }
+  if (auto st = WriteAt(fd->get(), 0, &h, sizeof h, path); !st) return st;
+  for (const InitialWord& w : words) {
+    if (auto st = WriteAt(fd->get(), w.at, &w.value, w.bytes, path); !st) return st;
+  }
+  return Ok();
+}
+
+ChannelResult<std::uint64_t> NewNonce() {
+  std::uint64_t nonce = 0;
+  while (nonce == 0) {
+    if (::getrandom(&nonce, sizeof nonce, 0) != static_cast<ssize_t>(sizeof nonce)) {
+      if (errno == EINTR) continue;
+      return SystemError("getrandom", errno);
+    }
+  }
+  return nonce;
+}
+
+ChannelStatus WriteFreshChannel(const std::string& dir, const ChannelGeometry& g,
+                                std::uint64_t nonce) {
+  auto path = [&](std::string_view file) { return fmt::format("{}/{}", dir, file); };
+  if (auto st = WriteRegion(path(kProducerFile), MakeHeader(kProducerMagic, nonce, g),
+                            ProducerFileSize(g), {{offset::kWrite, kFirstId, 8}});
+      !st) {
+    return st;
+  }
+  if (auto st =
+          WriteRegion(path(kConsumerFile), MakeHeader(kConsumerMagic, nonce, g), ConsumerFileSize(),
+                      {{offset::kAck, kFirstId, 8}, {offset::kDelivered, kFirstId, 8}});
+      !st) {
+    return st;
+  }
+  if (auto st =
+          WriteRegion(path(kRuntimeFile), MakeHeader(kRuntimeMagic, nonce, g), RuntimeFileSize(g),
+                      {{offset::kFloor, kFirstId, 8},
+                       {offset::kMaxDeliveries, g.max_deliveries, 4},
+                       {offset::kDeadLetterEnd, DeadLetterQueue::EmptySize(), 8}});
+      !st) {
+    return st;
+  }
+  auto dlq = DeadLetterQueue::Create(path(kDeadLetterFile), nonce, g.max_message);
+  if (!dlq) return dlq.error();
+  return Ok();
+}
+
+// Holds the flock on an end's file for the length of a runtime operation.
+class EndLock {
+ public:
+  explicit EndLock(int fd) : fd_(fd) {}
+  EndLock(const EndLock&) = delete;
+  EndLock& operator=(const EndLock&) = delete;
+  ~EndLock() {
+    if (held_) internal::Unlock(fd_);
+  }
+  ChannelStatus Take(std::string_view file, std::string_view who) {
+    auto got = internal::TryLock(fd_, file);
+    if (!got) return got.error();
+    if (!*got) {
+      return ChannelError{Errc::kBusy, Culprit::kNone, fmt::format("the {} is attached", who), 0};
+    }
+    held_ = true;
+    return Ok();
+  }
+
+ private:
+  int fd_;
+  bool held_ = false;
+};
+
+}  // namespace
+
+ChannelResult<ChannelFiles> ChannelFiles::Create(const std::string& dir, const ChannelGeometry& g) {
+  namespace fs = std::filesystem;
+  if (auto st = CheckGeometry(g); !st) return st.error();
+  // "a/b/ch/" and "a/b/ch" name the same channel.
+  std::string base = fs::path(dir).lexically_normal().string();
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  std::error_code ec;
+  if (fs::exists(base, ec)) {
+    return MakeChannelError(Errc::kInvalidArgument, fmt::format("{} already exists", dir));
+  }
+  if (fs::path parent = fs::path(base).parent_path(); !parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) return SystemError(fmt::format("create {}", parent.string()), ec.value());
+  }
+  auto nonce = NewNonce();
+  if (!nonce) return nonce.error();
+  std::string staging = base + ".new-XXXXXX";
+  if (::mkdtemp(staging.data()) == nullptr) {
+    return SystemError(fmt::format("mkdtemp {}", staging), errno);
+  }
+  auto st = WriteFreshChannel(staging, g, *nonce);
+  // RENAME_NOREPLACE: never replace a channel someone made meanwhile.
+  if (st && ::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, base.c_str(), RENAME_NOREPLACE) != 0) {
+    st = SystemError(fmt::format("rename {} to {}", staging, dir), errno);
+  }
+  if (!st) {
+    fs::remove_all(staging, ec);
+    return st.error();
+  }
+  return Open(dir, g);
+}
+
+ChannelResult<ChannelFiles> ChannelFiles::OpenOrCreate(const std::string& dir,
+                                                       const ChannelGeometry& g) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return Open(dir, g);
+  return Create(dir, g);
+}
+
+std::string ChannelFiles::PathOf(std::string_view file) const {
+  return fmt::format("{}/{}", dir_, file);
+}
+
+std::uint64_t ChannelFiles::Floor() const {
+  return Load64(runtime_.data(), offset::kFloor);
+}
+
+void ChannelFiles::CommitDeadLetterEnd() {
+  Word64(runtime_.data(), offset::kDeadLetterEnd).store(dlq_->end(), std::memory_order_release);
+}
+
+ChannelResult<EndFds> ChannelFiles::FdsFor(std::string_view own, std::string_view peer) const {
+  EndFds fds;
+  auto o = internal::OpenFile(PathOf(own), O_RDWR);
+  if (!o) return o.error();
+  auto p = internal::OpenFile(PathOf(peer), O_RDONLY);
+  if (!p) return p.error();
+  auto r = internal::OpenFile(PathOf(kRuntimeFile), O_RDONLY);
+  if (!r) return r.error();
+  fds.own = std::move(*o);
+  fds.peer = std::move(*p);
+  fds.runtime = std::move(*r);
+  return fds;
+}
+
+ChannelResult<EndFds> ChannelFiles::ProducerFds() const {
+  return FdsFor(kProducerFile, kConsumerFile);
+}
+
+ChannelResult<EndFds> ChannelFiles::ConsumerFds() const {
+  return FdsFor(kConsumerFile, kProducerFile);
+}
+
+ChannelResult<ChannelStats> ChannelFiles::Stats() const {
+  if (auto st = CheckEndFiles(); !st) return st.error();
+  auto s = ReadIndices();
+  if (!s) return s.error();
+  ChannelStats out;
+  out.consumed = std::max(s->ack_after, s->floor);
+  out.next_id = s->write;
+  out.depth = s->write > out.consumed ? s->write - out.consumed : 0;
+  const std::uint64_t start = std::max(s->ack, s->floor);
+  out.in_flight = s->delivered > start ? s->delivered - start : 0;
+  out.dead_letters = dlq_->size();
+  auto pe = ReadWord(producer_fd_.get(), offset::kProducerEpoch, Culprit::kProducer, kProducerFile);
+  if (!pe) return pe.error();
+  auto ce = ReadWord(consumer_fd_.get(), offset::kConsumerEpoch, Culprit::kConsumer, kConsumerFile);
+  if (!ce) return ce.error();
+  out.producer_epoch = *pe;
+  out.consumer_epoch = *ce;
+  out.runtime_epoch = Load64(runtime_.data(), offset::kRuntimeEpoch);
+  return out;
+}
+
+ChannelResult<CrashCharge> ChannelFiles::OnConsumerCrashed() {
+  EndLock lock(consumer_fd_.get());
+  if (auto st = lock.Take(kConsumerFile, "consumer"); !st) return st.error();
+  if (auto st = CheckEndFiles(); !st) return st.error();
+  auto s = ReadIndices();
+  if (!s) return s.error();
+  CrashCharge charge;
+  auto epoch =
+      ReadWord(consumer_fd_.get(), offset::kConsumerEpoch, Culprit::kConsumer, kConsumerFile);
+  if (!epoch) return epoch.error();
+  auto charged_epoch = Word64(runtime_.data(), offset::kChargedEpoch);
+  if (charged_epoch.load() == *epoch) return charge;  // this crash was dealt with
+  const std::uint64_t head = std::max(s->ack, s->floor);
+  if (s->delivered <= head) {  // nothing was in flight
+    charged_epoch.store(*epoch);
+    return charge;
+  }
+  const auto incarnation = static_cast<std::uint32_t>(*epoch);
+  std::byte* entry = runtime_.data() + EntryOffset(geometry_, head);
+  // Zero the count before claiming the entry for `head`, so a crash between
+  // the two stores never leaves another message's count under this id. The
+  // entry also records which incarnation charged it, so a runtime that dies
+  // before storing charged_epoch below does not charge this crash twice.
+  if (Word64(entry, offset::kEntryId).load() != head) {
+    Word64(entry, offset::kEntryCharge).store(0);
+    Word64(entry, offset::kEntryId).store(head);
+  }
+  std::uint64_t packed = Word64(entry, offset::kEntryCharge).load();
+  auto count = static_cast<std::uint32_t>(packed);
+  const auto charged_by = static_cast<std::uint32_t>(packed >> 32);
+  if ((count == 0 || charged_by != incarnation) && count < UINT32_MAX) {
+    ++count;
+    Word64(entry, offset::kEntryCharge).store(std::uint64_t{incarnation} << 32 | count);
+  }
+  charge.in_flight = true;
+  charge.id = head;
+  charge.deliveries = count;
+  if (count >= geometry_.max_deliveries) {
+    if (auto st = DeadLetterHead(head, count); !st) return st.error();
+    charge.dead_lettered = true;
+  }
+  charged_epoch.store(*epoch);
+  return charge;
+}
+
+ChannelStatus ChannelFiles::DeadLetterHead(std::uint64_t id, std::uint32_t deliveries) {
+  // Step 1: the record (skipped if a crash came between the steps last time).
+  if (!dlq_->Contains(id)) {
+    const std::uint64_t at = SlotOffset(geometry_, id);
+    std::uint64_t slot_id = 0;
+    std::uint32_t length = 0;
+    if (auto st = ReadAt(producer_fd_.get(), at + offset::kSlotId, &slot_id, sizeof slot_id,
+                         Culprit::kProducer, kProducerFile);
+        !st) {
+      return st;
+    }
+    if (auto st = ReadAt(producer_fd_.get(), at + offset::kSlotLength, &length, sizeof length,
+                         Culprit::kProducer, kProducerFile);
+        !st) {
+      return st;
+    }
+    if (slot_id != id || length > geometry_.max_message) {
+      return Corrupt(Culprit::kProducer,
+                     fmt::format("slot of message {} holds id {}, {} bytes", id, slot_id, length));
+    }
+    std::vector<std::byte> payload(length);
+    if (auto st = ReadAt(producer_fd_.get(), at + kSlotHeaderSize, payload.data(), length,
+                         Culprit::kProducer, kProducerFile);
+        !st) {
+      return st;
+    }
+    if (auto st = dlq_->Append(id, deliveries, payload); !st) return st;
+    CommitDeadLetterEnd();
+  }
+  // Step 2: the floor. The next consumer starts after the dead letter.
+  Word64(runtime_.data(), offset::kFloor).store(id + 1, std::memory_order_seq_cst);
+  return Ok();
+}
+
+ChannelResult<std::uint64_t> ChannelFiles::Requeue(std::uint64_t dead_letter_id) {
+  auto letter = dlq_->Get(dead_letter_id);
+  if (!letter) return letter.error();
+  EndLock lock(producer_fd_.get());
+  if (auto st = lock.Take(kProducerFile, "producer"); !st) return st.error();
+  if (auto st = CheckEndFiles(); !st) return st.error();
+  auto s = ReadIndices();
+  if (!s) return s.error();
+  if (s->write >= s->ack_after + geometry_.capacity) {
+    return MakeChannelError(Errc::kFull, "no free slot to requeue into");
+  }
+  // The producer is detached and its file's size was just checked, so
+  // writing through a mapping cannot fault; the mapping lets the write index
+  // move atomically for a consumer that may be reading it.
+  auto ring = Mapping::Map(producer_fd_.get(), ProducerFileSize(geometry_), true, kProducerFile);
+  if (!ring) return ring.error();
+  std::byte* base = ring->data();
+  const std::uint64_t id = s->write;
+  std::byte* slot = base + SlotOffset(geometry_, id);
+  Word64(slot, offset::kSlotId).store(id, std::memory_order_relaxed);
+  Word32(slot, offset::kSlotLength)
+      .store(static_cast<std::uint32_t>(letter->payload.size()), std::memory_order_relaxed);
+  if (!letter->payload.empty()) {
+    std::memcpy(slot + kSlotHeaderSize, letter->payload.data(), letter->payload.size());
+  }
+  Word64(base, offset::kWrite).store(id + 1, std::memory_order_seq_cst);
+  // Rare enough to wake unconditionally rather than read the consumer's flag.
+  Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
+  internal::FutexWake(base + offset::kWriteSeq);
+  // A crash before this line leaves the letter both requeued and listed:
+  // delivered again, never lost.
+  if (auto st = dlq_->MarkRequeued(dead_letter_id); !st) return st.error();
+  CommitDeadLetterEnd();
+  return id;
+}
+
+ChannelStatus ChannelFiles::Purge(std::uint64_t dead_letter_id) {
+  if (auto st = dlq_->Purge(dead_letter_id); !st) return st;
+  CommitDeadLetterEnd();
+  return Ok();
+}
+
+ChannelStatus ChannelFiles::PurgeAll() {
+  // Lower the committed end first: a crash between the two leaves whole
+  // records past it, which Open keeps.
+  Word64(runtime_.data(), offset::kDeadLetterEnd)
+      .store(DeadLetterQueue::EmptySize(), std::memory_order_release);
+  if (auto st = dlq_->PurgeAll(); !st) return st;
+  CommitDeadLetterEnd();
+  return Ok();
+}
+
+}  // namespace slate::channel

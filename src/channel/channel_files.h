@@ -1,0 +1,128 @@
+// ChannelFiles: the runtime's side of one channel — it creates the files,
+// re-opens and recovers them after its own restart, hands each end its
+// descriptors, charges deliveries when the consumer dies, runs the
+// dead-letter queue and reports the numbers of `slate status`.
+//
+// The runtime reads the ends' regions with pread, never through a mapping,
+// so an end that truncates its own file cannot make the runtime fault; it
+// maps an end's file only to write it while that end is down (see Requeue).
+// Every value read from an end is checked (docs/channel-layout.md,
+// "Validation"); a violation is kCorrupt naming the end that wrote it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "channel/dead_letter_queue.h"
+#include "channel/end.h"
+#include "channel/error.h"
+#include "channel/layout.h"
+#include "channel/region_file.h"
+#include "platform/unique_fd.h"
+
+namespace slate::channel {
+
+struct ChannelStats {
+  std::uint64_t depth = 0;         // published and not yet consumed (includes in_flight)
+  std::uint64_t in_flight = 0;     // handed to the consumer and not acked
+  std::uint64_t dead_letters = 0;  // live records in the dead-letter queue
+  std::uint64_t next_id = 0;       // the id the producer's next message gets
+  std::uint64_t consumed = 0;      // every id below this is acked or dead-lettered
+  std::uint64_t producer_epoch = 0;
+  std::uint64_t consumer_epoch = 0;
+  std::uint64_t runtime_epoch = 0;
+};
+
+// What OnConsumerCrashed did.
+struct CrashCharge {
+  bool in_flight = false;  // a received, unacked message was charged
+  std::uint64_t id = 0;    // that message (the first unacked one)
+  std::uint32_t deliveries = 0;
+  bool dead_lettered = false;  // it reached max_deliveries and moved to the queue
+};
+
+// Single-threaded; one per channel, in the runtime. Move-only.
+class ChannelFiles {
+ public:
+  // Makes `dir` (its parent is created if missing; `dir` itself must not
+  // exist) holding an empty channel. The files are built in a sibling
+  // directory and renamed into place, so a crash never leaves half a channel
+  // under `dir`. kInvalidArgument for a bad geometry or an existing `dir`.
+  static ChannelResult<ChannelFiles> Create(const std::string& dir, const ChannelGeometry& g);
+
+  // Re-opens an existing channel after a restart of the runtime and checks
+  // everything: headers, file sizes, the positions of all three parties,
+  // every slot holding an unconsumed message, the dead-letter file. It then
+  // recovers what a crash of the runtime can leave behind — a torn
+  // dead-letter append is cut off, a dead-lettering interrupted between its
+  // two steps is finished — and says so in recovery_notes(). max_deliveries
+  // is taken from `g`. Errors: kNotFound (no `dir`), kGeometryMismatch (made
+  // for another capacity/max_message), kCorrupt (with the party to blame).
+  // Call it before starting the channel's ends.
+  static ChannelResult<ChannelFiles> Open(const std::string& dir, const ChannelGeometry& g);
+
+  // Open if `dir` exists, else Create.
+  static ChannelResult<ChannelFiles> OpenOrCreate(const std::string& dir, const ChannelGeometry& g);
+
+  ChannelFiles(ChannelFiles&&) noexcept = default;
+  ChannelFiles& operator=(ChannelFiles&&) noexcept = default;
+  ~ChannelFiles() = default;
+
+  // Fresh descriptors (new open file descriptions, O_CLOEXEC) for an end:
+  // its own region read-write, the two others O_RDONLY. The runtime passes
+  // them to the component and closes its copies.
+  ChannelResult<EndFds> ProducerFds() const;
+  ChannelResult<EndFds> ConsumerFds() const;
+
+  // The numbers of `slate status --json`, after checking the files again.
+  ChannelResult<ChannelStats> Stats() const;
+
+  // Called when the consumer died (not when the runtime stopped it). If a
+  // message had been received and not acked, the first such one is charged
+  // a delivery; at max_deliveries it is appended to the dead-letter queue
+  // and the channel's floor moves past it, so the next consumer starts after
+  // it. Each consumer incarnation (epoch) is charged at most once: a repeated
+  // call, or one after the runtime restarted, returns an empty CrashCharge.
+  // kBusy if a consumer is still attached.
+  ChannelResult<CrashCharge> OnConsumerCrashed();
+
+  // Puts a dead letter back at the end of the stream, as a new message (its
+  // new id is returned), and ends its dead-letter record. The producer must
+  // be detached (kBusy otherwise: the ring has one writer); kFull if the
+  // ring has no free slot; kNotFound for an id that is not a dead letter.
+  ChannelResult<std::uint64_t> Requeue(std::uint64_t dead_letter_id);
+
+  // Purges one dead letter, or all of them. Record first, then memory.
+  ChannelStatus Purge(std::uint64_t dead_letter_id);
+  ChannelStatus PurgeAll();
+
+  const DeadLetterQueue& dead_letters() const { return *dlq_; }
+  const std::vector<std::string>& recovery_notes() const { return notes_; }
+  const std::string& dir() const { return dir_; }
+  const ChannelGeometry& geometry() const { return geometry_; }
+
+ private:
+  ChannelFiles() = default;
+  std::string PathOf(std::string_view file) const;
+  ChannelStatus CheckEndFiles() const;
+  ChannelResult<IndexSnapshot> ReadIndices() const;
+  ChannelStatus CheckSlots(std::uint64_t from, std::uint64_t to) const;
+  ChannelResult<EndFds> FdsFor(std::string_view own, std::string_view peer) const;
+  ChannelStatus DeadLetterHead(std::uint64_t id, std::uint32_t deliveries);
+  void CommitDeadLetterEnd();
+  std::uint64_t Floor() const;
+
+  std::string dir_;
+  ChannelGeometry geometry_;
+  std::uint64_t nonce_ = 0;
+  platform::UniqueFd producer_fd_;  // the runtime's own read-write descriptions
+  platform::UniqueFd consumer_fd_;
+  platform::UniqueFd runtime_fd_;
+  internal::Mapping runtime_;  // the whole runtime region, read-write
+  std::optional<DeadLetterQueue> dlq_;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace slate::channel

@@ -1,0 +1,177 @@
+// ChannelFiles::Open and the checks the runtime repeats on every Stats,
+// OnConsumerCrashed and Requeue: the recovery path of docs/channel-layout.md.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+
+#include <fmt/format.h>
+
+#include "channel/channel_files.h"
+
+namespace slate::channel {
+
+namespace {
+
+using internal::ReadAt;
+using internal::ReadWord;
+
+// Slot headers are read in runs of up to this many bytes.
+constexpr std::uint64_t kReadChunk = std::uint64_t{1} << 20;
+
+// A file the runtime made is missing: the directory was tampered with.
+ChannelResult<platform::UniqueFd> OpenOwnedFile(const std::string& path) {
+  auto fd = internal::OpenFile(path, O_RDWR);
+  if (!fd && fd.error().code == Errc::kNotFound) {
+    return Corrupt(Culprit::kRuntime, fmt::format("{} is missing", path));
+  }
+  return fd;
+}
+
+}  // namespace
+
+ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const ChannelGeometry& g) {
+  if (auto st = CheckGeometry(g); !st) return st.error();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return MakeChannelError(Errc::kNotFound, fmt::format("no channel directory {}", dir));
+  }
+  ChannelFiles f;
+  f.dir_ = dir;
+  f.geometry_ = g;
+  for (auto [fd, file] :
+       {std::pair{&f.runtime_fd_, kRuntimeFile}, std::pair{&f.producer_fd_, kProducerFile},
+        std::pair{&f.consumer_fd_, kConsumerFile}}) {
+    auto opened = OpenOwnedFile(f.PathOf(file));
+    if (!opened) return opened.error();
+    *fd = std::move(*opened);
+  }
+
+  // The runtime region declares the shape; it must be the system file's.
+  RegionHeader h;
+  if (auto st = ReadAt(f.runtime_fd_.get(), 0, &h, sizeof h, Culprit::kRuntime, kRuntimeFile);
+      !st) {
+    return st.error();
+  }
+  auto shape = ShapeFromRuntimeHeader(h);
+  if (!shape) return shape.error();
+  if (!shape->SameShape(g)) {
+    return MakeChannelError(
+        Errc::kGeometryMismatch,
+        fmt::format("{} holds a channel of capacity {} and max_message {}; "
+                    "the system file says {} and {}",
+                    dir, shape->capacity, shape->max_message, g.capacity, g.max_message));
+  }
+  if (auto st = internal::CheckFileSize(f.runtime_fd_.get(), RuntimeFileSize(g), Culprit::kRuntime,
+                                        kRuntimeFile);
+      !st) {
+    return st.error();
+  }
+  f.nonce_ = h.nonce;
+  auto mapped = internal::Mapping::Map(f.runtime_fd_.get(), RuntimeFileSize(g), true, kRuntimeFile);
+  if (!mapped) return mapped.error();
+  f.runtime_ = std::move(*mapped);
+  if (auto st = f.CheckEndFiles(); !st) return st.error();
+
+  const std::uint64_t committed = Load64(f.runtime_.data(), offset::kDeadLetterEnd);
+  auto dlq = DeadLetterQueue::Open(f.PathOf(kDeadLetterFile), f.nonce_, g.max_message, committed,
+                                   &f.notes_);
+  if (!dlq) return dlq.error();
+  f.dlq_.emplace(std::move(*dlq));
+
+  auto s = f.ReadIndices();
+  if (!s) return s.error();
+  const std::uint64_t head = std::max(s->ack_after, s->floor);
+  if (auto st = f.CheckSlots(head, s->write); !st) return st.error();
+
+  // Recovery. Nothing below runs unless every check above passed.
+  f.CommitDeadLetterEnd();  // a torn append may have been cut off
+  if (head < s->write && f.dlq_->Contains(head)) {
+    // The runtime died between appending the dead letter and raising the floor.
+    Word64(f.runtime_.data(), offset::kFloor).store(head + 1, std::memory_order_seq_cst);
+    f.notes_.push_back(fmt::format("finished dead-lettering message {}", head));
+  }
+  auto max_deliveries = Word32(f.runtime_.data(), offset::kMaxDeliveries);
+  if (max_deliveries.load() != g.max_deliveries) {
+    f.notes_.push_back(
+        fmt::format("max_deliveries {} -> {}", max_deliveries.load(), g.max_deliveries));
+    max_deliveries.store(g.max_deliveries);
+  }
+  Word64(f.runtime_.data(), offset::kRuntimeEpoch).fetch_add(1, std::memory_order_seq_cst);
+  return f;
+}
+
+ChannelStatus ChannelFiles::CheckEndFiles() const {
+  for (auto [fd, file, magic, owner, size] :
+       {std::tuple{producer_fd_.get(), kProducerFile, kProducerMagic, Culprit::kProducer,
+                   ProducerFileSize(geometry_)},
+        std::tuple{consumer_fd_.get(), kConsumerFile, kConsumerMagic, Culprit::kConsumer,
+                   ConsumerFileSize()}}) {
+    if (auto st = internal::CheckFileSize(fd, size, owner, file); !st) return st;
+    RegionHeader h;
+    if (auto st = ReadAt(fd, 0, &h, sizeof h, owner, file); !st) return st;
+    if (auto st = CheckEndHeader(h, magic, nonce_, geometry_, owner); !st) return st;
+  }
+  return Ok();
+}
+
+ChannelResult<IndexSnapshot> ChannelFiles::ReadIndices() const {
+  // This order never reports a consistent channel as corrupt while the ends
+  // run (see IndexSnapshot).
+  IndexSnapshot s;
+  for (auto [out, fd, at, owner, file] :
+       {std::tuple{&s.ack, consumer_fd_.get(), offset::kAck, Culprit::kConsumer, kConsumerFile},
+        std::tuple{&s.delivered, consumer_fd_.get(), offset::kDelivered, Culprit::kConsumer,
+                   kConsumerFile},
+        std::tuple{&s.write, producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile},
+        std::tuple{&s.ack_after, consumer_fd_.get(), offset::kAck, Culprit::kConsumer,
+                   kConsumerFile}}) {
+    auto v = ReadWord(fd, at, owner, file);
+    if (!v) return v.error();
+    *out = *v;
+  }
+  s.floor = Floor();
+  if (auto st = CheckIndices(s, geometry_.capacity); !st) return st.error();
+  return s;
+}
+
+ChannelStatus ChannelFiles::CheckSlots(std::uint64_t from, std::uint64_t to) const {
+  const std::uint64_t slot = SlotSize(geometry_.max_message);
+  const std::uint64_t per_read = slot <= kReadChunk ? kReadChunk / slot : 1;
+  std::vector<std::byte> buf;
+  for (std::uint64_t id = from; id < to;) {
+    const std::uint64_t index = id % geometry_.capacity;
+    const std::uint64_t n = std::min({per_read, to - id, geometry_.capacity - index});
+    buf.resize((n - 1) * slot + kSlotHeaderSize);
+    if (auto st = ReadAt(producer_fd_.get(), SlotOffset(geometry_, id), buf.data(), buf.size(),
+                         Culprit::kProducer, kProducerFile);
+        !st) {
+      return st;
+    }
+    for (std::uint64_t k = 0; k < n; ++k) {
+      std::uint64_t slot_id = 0;
+      std::uint32_t length = 0;
+      std::memcpy(&slot_id, buf.data() + k * slot + offset::kSlotId, sizeof slot_id);
+      std::memcpy(&length, buf.data() + k * slot + offset::kSlotLength, sizeof length);
+      if (slot_id == id + k && length <= geometry_.max_message) continue;
+      // A running consumer may have consumed it meanwhile and the producer
+      // reused the slot; only a message still unconsumed must be intact.
+      auto ack = ReadWord(consumer_fd_.get(), offset::kAck, Culprit::kConsumer, kConsumerFile);
+      if (!ack) return ack.error();
+      if (*ack > id + k) continue;
+      return Corrupt(Culprit::kProducer,
+                     fmt::format("slot {} should hold message {} but holds id {}, {} bytes "
+                                 "(max_message {})",
+                                 index + k, id + k, slot_id, length, geometry_.max_message));
+    }
+    id += n;
+  }
+  return Ok();
+}
+
+}  // namespace slate::channel

@@ -1,0 +1,172 @@
+#include "channel/consumer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace slate::channel {
+
+using internal::Deadline;
+
+Consumer::Consumer(internal::Regions r, AttachOptions options)
+    : r_(std::move(r)), options_(options) {}
+
+ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
+  auto regions = internal::MapRegions(std::move(fds), internal::Role::kConsumer);
+  if (!regions) return regions.error();
+  const std::byte* own = regions->own.data();
+  IndexSnapshot s;
+  s.ack = Load64(own, offset::kAck);
+  s.delivered = Load64(own, offset::kDelivered);
+  s.write = Load64(regions->peer.data(), offset::kWrite);
+  s.ack_after = s.ack;
+  s.floor = Load64(regions->runtime.data(), offset::kFloor);
+  if (auto st = CheckIndices(s, regions->shape.capacity); !st) return st.error();
+
+  // Messages below the floor went to the dead-letter queue while no
+  // consumer was attached; they count as consumed.
+  const std::uint64_t start = std::max(s.ack, s.floor);
+  Consumer c(std::move(*regions), options);
+  c.ack_ = start;
+  c.delivered_ = start;
+  c.write_seen_ = s.write;
+  std::byte* mine = c.r_.own.data();
+  // delivered before ack, so that ack <= delivered holds at every instant
+  // for a reader (the runtime) even if we die between the two stores.
+  Word64(mine, offset::kDelivered).store(start, std::memory_order_seq_cst);
+  Word64(mine, offset::kAck).store(start, std::memory_order_seq_cst);
+  Word32(mine, offset::kWantsData).store(0, std::memory_order_relaxed);
+  Word64(mine, offset::kConsumerEpoch).fetch_add(1, std::memory_order_seq_cst);
+  // The ack may have jumped to the floor: a producer asleep for space must look.
+  Word32(mine, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
+  internal::FutexWake(mine + offset::kAckSeq);
+  return c;
+}
+
+ChannelError Consumer::Break(ChannelError e) {
+  broken_ = e;
+  return e;
+}
+
+ChannelStatus Consumer::CheckOwnRegion() {
+  const std::byte* own = r_.own.data();
+  std::uint64_t ack = Load64(own, offset::kAck, std::memory_order_relaxed);
+  std::uint64_t delivered = Load64(own, offset::kDelivered, std::memory_order_relaxed);
+  if (ack != ack_ || delivered != delivered_) {
+    return Break(Corrupt(Culprit::kConsumer,
+                         fmt::format("positions in {} changed behind the library's back: ack {} "
+                                     "delivered {}, expected {} and {}",
+                                     kConsumerFile, ack, delivered, ack_, delivered_)));
+  }
+  return Ok();
+}
+
+ChannelStatus Consumer::ReadWrite(std::uint64_t* write, std::memory_order order) {
+  std::uint64_t w = Load64(r_.peer.data(), offset::kWrite, order);
+  if (w < write_seen_ || w - ack_ > r_.shape.capacity) {
+    return Break(
+        Corrupt(Culprit::kProducer,
+                fmt::format("write index {} outside [{} (last seen), {} (ack {} + "
+                            "capacity {})]",
+                            w, write_seen_, ack_ + r_.shape.capacity, ack_, r_.shape.capacity)));
+  }
+  write_seen_ = w;
+  *write = w;
+  return Ok();
+}
+
+ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
+  const std::byte* peer = r_.peer.data();
+  std::byte* own = r_.own.data();
+  std::uint64_t write = 0;
+  for (;;) {
+    if (auto st = ReadWrite(&write, std::memory_order_acquire); !st) return st;
+    if (write != delivered_) return Ok();
+    if (deadline.Passed()) return MakeChannelError(Errc::kTimeout, "no message");
+    if (internal::SpinUntil([&] { return Load64(peer, offset::kWrite) != delivered_; },
+                            options_.spin)) {
+      continue;  // re-read through ReadWrite, which validates
+    }
+    // Announce the sleep, then look again: Producer::Send stores the write
+    // index and then reads our flag (both seq_cst), so either it sees the
+    // flag and bumps the futex word, or we see its message here.
+    std::uint32_t seq = Load32(peer, offset::kWriteSeq);
+    Word32(own, offset::kWantsData).store(1, std::memory_order_seq_cst);
+    auto st = ReadWrite(&write, std::memory_order_seq_cst);
+    if (st && write == delivered_) {
+      st = internal::FutexWait(peer + offset::kWriteSeq, seq, deadline);
+    }
+    Word32(own, offset::kWantsData).store(0, std::memory_order_relaxed);
+    if (!st) return st;
+  }
+}
+
+ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
+                                          std::chrono::nanoseconds timeout) {
+  if (broken_) return *broken_;
+  if (auto st = CheckOwnRegion(); !st) return st.error();
+  if (auto st = WaitForData(Deadline::After(timeout)); !st) return st.error();
+
+  // The acquire load of the write index made the slot's contents visible.
+  // Each field is read once, checked, and only the checked copy is used: a
+  // producer scribbling on the slot meanwhile can garble the bytes we copy,
+  // never make us read outside the slot.
+  const std::byte* slot = r_.peer.data() + SlotOffset(r_.shape, delivered_);
+  std::uint64_t id = Load64(slot, offset::kSlotId, std::memory_order_relaxed);
+  std::uint32_t length = Load32(slot, offset::kSlotLength, std::memory_order_relaxed);
+  if (id != delivered_) {
+    return Break(
+        Corrupt(Culprit::kProducer, fmt::format("slot {} holds id {}, expected {}",
+                                                delivered_ % r_.shape.capacity, id, delivered_)));
+  }
+  if (length > r_.shape.max_message) {
+    return Break(Corrupt(Culprit::kProducer, fmt::format("message {} claims {} bytes, max is {}",
+                                                         id, length, r_.shape.max_message)));
+  }
+  if (length > buffer.size()) {
+    return ChannelError{
+        Errc::kBufferTooSmall, Culprit::kNone,
+        fmt::format("message {} is {} bytes, the buffer {}", id, length, buffer.size()), length};
+  }
+  if (length > 0) std::memcpy(buffer.data(), slot + kSlotHeaderSize, length);
+  ++delivered_;
+  Word64(r_.own.data(), offset::kDelivered).store(delivered_, std::memory_order_release);
+  return Received{id, length};
+}
+
+ChannelStatus Consumer::Ack(std::uint64_t id) {
+  if (broken_) return *broken_;
+  if (auto st = CheckOwnRegion(); !st) return st;
+  if (id < ack_) return Ok();
+  if (id >= delivered_) {
+    return MakeChannelError(
+        Errc::kInvalidArgument,
+        fmt::format("ack of {}: only ids below {} were received", id, delivered_));
+  }
+  ack_ = id + 1;
+  std::byte* own = r_.own.data();
+  // seq_cst: ordered before the load of the producer's flag (the other half
+  // of the handshake in Producer::WaitForSpace).
+  Word64(own, offset::kAck).store(ack_, std::memory_order_seq_cst);
+  if (Load32(r_.peer.data(), offset::kWantsSpace, std::memory_order_seq_cst) != 0) {
+    Word32(own, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
+    internal::FutexWake(own + offset::kAckSeq);
+  }
+  return Ok();
+}
+
+std::uint64_t Consumer::epoch() const {
+  return Load64(r_.own.data(), offset::kConsumerEpoch, std::memory_order_relaxed);
+}
+
+std::uint64_t Consumer::peer_epoch() const {
+  return Load64(r_.peer.data(), offset::kProducerEpoch);
+}
+
+std::uint64_t Consumer::runtime_epoch() const {
+  return Load64(r_.runtime.data(), offset::kRuntimeEpoch);
+}
+
+}  // namespace slate::channel

@@ -1,0 +1,78 @@
+// Consumer: the receiving end of a channel, as a component process holds it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "channel/end.h"
+#include "channel/error.h"
+#include "channel/futex.h"
+#include "channel/layout.h"
+
+namespace slate::channel {
+
+struct Received {
+  std::uint64_t id = 0;  // the message's sequence id (from 1, no gaps)
+  std::size_t size = 0;  // bytes copied into the caller's buffer
+};
+
+// Owns the descriptors it was attached with and its mappings; detaches on
+// destruction. Not thread-safe (single consumer by design). After any
+// kCorrupt the consumer is broken: every later call returns that error.
+class Consumer {
+ public:
+  // Maps and checks the regions, checks the positions it finds, and starts
+  // delivery at the first unacknowledged message: ack becomes
+  // max(ack, runtime's dead-letter floor) and "delivered" is reset to it,
+  // so whatever a predecessor received but did not ack comes again, in
+  // order. Bumps the epoch. kBusy if another consumer is attached.
+  static ChannelResult<Consumer> Attach(EndFds fds, AttachOptions options = {});
+
+  Consumer(Consumer&&) noexcept = default;
+  Consumer& operator=(Consumer&&) noexcept = default;
+  ~Consumer() = default;
+
+  // Copies the next message into `buffer`. Blocks up to `timeout`
+  // (negative: forever; 0: not at all) on the producer's futex word, after
+  // the optional spin; never polls. Errors: kTimeout (nothing arrived),
+  // kBufferTooSmall (error().needed says how big; the message stays next),
+  // kCorrupt (the producer's index or slot is impossible, or this process
+  // wrote over its own region's positions).
+  ChannelResult<Received> Receive(std::span<std::byte> buffer, std::chrono::nanoseconds timeout);
+
+  // Cumulative: `id` and every message before it are consumed and their
+  // slots may be reused. An id already acked is a no-op; an id not yet
+  // received is kInvalidArgument.
+  ChannelStatus Ack(std::uint64_t id);
+
+  std::uint64_t next_unacked() const { return ack_; }
+  std::uint64_t next_to_receive() const { return delivered_; }
+  const ChannelGeometry& shape() const { return r_.shape; }
+  std::uint64_t epoch() const;
+  std::uint64_t peer_epoch() const;  // the producer's; changes when it re-attaches
+  std::uint64_t runtime_epoch() const;
+
+  // The producer's and the runtime's regions as mapped here (read-only);
+  // for diagnostics and the test that proves a write to them faults.
+  const std::byte* peer_region() const { return r_.peer.data(); }
+  const std::byte* runtime_region() const { return r_.runtime.data(); }
+
+ private:
+  Consumer(internal::Regions r, AttachOptions options);
+  ChannelStatus CheckOwnRegion();
+  ChannelStatus ReadWrite(std::uint64_t* write, std::memory_order order);
+  ChannelStatus WaitForData(const internal::Deadline& deadline);
+  ChannelError Break(ChannelError e);
+
+  internal::Regions r_;
+  AttachOptions options_;
+  std::uint64_t ack_ = kFirstId;         // our copy of the ack position
+  std::uint64_t delivered_ = kFirstId;   // our copy of the delivered position
+  std::uint64_t write_seen_ = kFirstId;  // newest valid producer write index
+  std::optional<ChannelError> broken_;
+};
+
+}  // namespace slate::channel

@@ -1,0 +1,133 @@
+#include "channel/producer.h"
+
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace slate::channel {
+
+using internal::Deadline;
+
+Producer::Producer(internal::Regions r, AttachOptions options)
+    : r_(std::move(r)), options_(options) {}
+
+ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
+  auto regions = internal::MapRegions(std::move(fds), internal::Role::kProducer);
+  if (!regions) return regions.error();
+  const std::byte* own = regions->own.data();
+  const std::byte* peer = regions->peer.data();
+  IndexSnapshot s;
+  s.ack = Load64(peer, offset::kAck);
+  s.delivered = Load64(peer, offset::kDelivered);
+  s.write = Load64(own, offset::kWrite);
+  s.ack_after = Load64(peer, offset::kAck);
+  s.floor = Load64(regions->runtime.data(), offset::kFloor);
+  if (auto st = CheckIndices(s, regions->shape.capacity); !st) return st.error();
+
+  Producer p(std::move(*regions), options);
+  p.write_ = s.write;
+  p.ack_seen_ = s.ack_after;
+  std::byte* mine = p.r_.own.data();
+  // A predecessor killed while asleep leaves its flag up; it only costs the
+  // consumer a spurious wake, but start clean.
+  Word32(mine, offset::kWantsSpace).store(0, std::memory_order_relaxed);
+  Word64(mine, offset::kProducerEpoch).fetch_add(1, std::memory_order_seq_cst);
+  return p;
+}
+
+ChannelError Producer::Break(ChannelError e) {
+  broken_ = e;
+  return e;
+}
+
+ChannelStatus Producer::ReadAck(std::uint64_t* ack, std::memory_order order) {
+  std::uint64_t a = Load64(r_.peer.data(), offset::kAck, order);
+  if (a < ack_seen_ || a > write_) {
+    return Break(Corrupt(Culprit::kConsumer,
+                         fmt::format("ack position {} outside [{} (last seen), {} (write index)]",
+                                     a, ack_seen_, write_)));
+  }
+  ack_seen_ = a;
+  *ack = a;
+  return Ok();
+}
+
+ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
+  const std::uint64_t capacity = r_.shape.capacity;
+  const std::byte* peer = r_.peer.data();
+  std::byte* own = r_.own.data();
+  std::uint64_t ack = 0;
+  for (;;) {
+    if (auto st = ReadAck(&ack, std::memory_order_acquire); !st) return st;
+    if (write_ - ack < capacity) return Ok();
+    if (deadline.Passed()) {
+      return MakeChannelError(Errc::kFull,
+                              fmt::format("{} messages wait to be consumed", write_ - ack));
+    }
+    if (internal::SpinUntil([&] { return write_ - Load64(peer, offset::kAck) < capacity; },
+                            options_.spin)) {
+      continue;  // re-read through ReadAck, which validates
+    }
+    // Announce the sleep, then look again: the consumer's Ack stores its
+    // position and then reads our flag (both seq_cst), so either it sees the
+    // flag and wakes us, or we see its new position here.
+    std::uint32_t seq = Load32(peer, offset::kAckSeq);
+    Word32(own, offset::kWantsSpace).store(1, std::memory_order_seq_cst);
+    auto st = ReadAck(&ack, std::memory_order_seq_cst);
+    if (st && write_ - ack >= capacity) {
+      st = internal::FutexWait(peer + offset::kAckSeq, seq, deadline);
+    }
+    Word32(own, offset::kWantsSpace).store(0, std::memory_order_relaxed);
+    if (!st) return st;
+  }
+}
+
+ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
+                                            std::chrono::nanoseconds timeout) {
+  if (broken_) return *broken_;
+  if (message.size() > r_.shape.max_message) {
+    return MakeChannelError(Errc::kTooBig, fmt::format("{} bytes, max_message is {}",
+                                                       message.size(), r_.shape.max_message));
+  }
+  std::byte* own = r_.own.data();
+  if (std::uint64_t w = Load64(own, offset::kWrite, std::memory_order_relaxed); w != write_) {
+    return Break(Corrupt(Culprit::kProducer,
+                         fmt::format("write index in {} changed behind the library's back: {}, "
+                                     "expected {}",
+                                     kProducerFile, w, write_)));
+  }
+  if (auto st = WaitForSpace(Deadline::After(timeout)); !st) return st.error();
+
+  std::byte* slot = own + SlotOffset(r_.shape, write_);
+  Word64(slot, offset::kSlotId).store(write_, std::memory_order_relaxed);
+  Word32(slot, offset::kSlotLength)
+      .store(static_cast<std::uint32_t>(message.size()), std::memory_order_relaxed);
+  if (!message.empty()) {
+    std::memcpy(slot + kSlotHeaderSize, message.data(), message.size());
+  }
+  const std::uint64_t id = write_++;
+  // The commit point. Release publishes the slot; seq_cst also orders the
+  // store before the load of the consumer's flag (the other half of the
+  // handshake in Consumer::WaitForData).
+  Word64(own, offset::kWrite).store(write_, std::memory_order_seq_cst);
+  if (Load32(r_.peer.data(), offset::kWantsData, std::memory_order_seq_cst) != 0) {
+    Word32(own, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
+    internal::FutexWake(own + offset::kWriteSeq);
+  }
+  return id;
+}
+
+std::uint64_t Producer::epoch() const {
+  return Load64(r_.own.data(), offset::kProducerEpoch, std::memory_order_relaxed);
+}
+
+std::uint64_t Producer::peer_epoch() const {
+  return Load64(r_.peer.data(), offset::kConsumerEpoch);
+}
+
+std::uint64_t Producer::runtime_epoch() const {
+  return Load64(r_.runtime.data(), offset::kRuntimeEpoch);
+}
+
+}  // namespace slate::channel
