@@ -1,0 +1,498 @@
+// Recovery after `kill -9` of a ready component: from the moment of the kill
+// (CLOCK_MONOTONIC just before kill(2)) to the replacement's first
+// instruction of its own (the probe's constructor reads the same clock).
+//
+// Contenders, all in one run, each keeping the same probe alive:
+//   floor        a minimal respawn loop (fork, exec, waitpid, at once) that
+//                this program runs as a separate process: what any
+//                supervisor must pay at least;
+//   Clean Slate  `slate run` on a one-component system (ready = "spawn"),
+//                and once more with the probe among --siblings idle others;
+//   runit, daemontools, s6 where installed (runsv, supervise, s6-supervise).
+// Each runs twice: free to use every CPU, and with the whole benchmark
+// pinned to one CPU (--pin-cpu), which takes the scheduler's cross-CPU
+// wake-up latency (large on some VMs) out of the comparison.
+//
+//   slate_bench_recovery [--kills N] [--settle-ms MS] [--external-kills N]
+//                        [--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N]
+//                        [--out FILE]
+//
+// Prints a table (median, p90, ratio of medians to the floor's in the same
+// placement), a breakdown (kill -> death handled, -> replacement running)
+// for the floor and Clean Slate, and writes every sample to FILE (default
+// bench/results/recovery.json).
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "common/bench_util.h"
+
+namespace slate::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int kills = 30;
+  int settle_ms = 20;
+  // runsv, supervise and s6-supervise wait a second before restarting a
+  // service that ran for less than a second; a longer settle keeps them out
+  // of that throttle, so what is measured is their restart path.
+  int external_kills = 10;
+  int external_settle_ms = 1100;
+  int pin_cpu = -2;     // -2: the last CPU; -1: no pinned pass
+  int siblings = 1000;  // a second Clean Slate system: the probe plus this many; 0: none
+  std::string out = SLATE_BENCH_RESULTS "/recovery.json";
+};
+
+struct Stamp {
+  std::int64_t ns = 0;
+  pid_t pid = 0;
+};
+
+std::optional<Stamp> ParseStamp(const std::string& line) {
+  Stamp s;
+  char* end = nullptr;
+  s.ns = std::strtoll(line.c_str(), &end, 10);
+  if (end == line.c_str() || *end != ' ') return std::nullopt;
+  s.pid = static_cast<pid_t>(std::strtol(end + 1, nullptr, 10));
+  if (s.ns <= 0 || s.pid <= 0) return std::nullopt;
+  return s;
+}
+
+struct Contender {
+  std::string name;
+  std::string placement;
+  std::string status = "ok";  // or why there are no (or fewer) samples
+  int settle_ms = 0;
+  std::vector<std::int64_t> killed_ns;  // CLOCK_MONOTONIC just before each kill
+  std::vector<std::int64_t> stamp_ns;   // the replacement's first instruction
+  std::vector<double> samples_ns;       // stamp - killed
+  // Where the supervisor says it handled each death (floor: waitpid
+  // returned; Clean Slate: child_exited journaled), if it says so.
+  std::vector<std::int64_t> handled_ns;
+  std::string handled_what;
+  std::vector<double> detect_ns;   // handled - killed
+  std::vector<double> respawn_ns;  // stamp - handled
+};
+
+// Kills the probe that `stamps` names last, `kills` times, each after
+// `settle_ms`, and times each replacement. `supervisor` must stay alive.
+// The last probe's pid goes to *last so the caller can make sure it dies.
+void Measure(Contender& c, const std::string& stamps, pid_t supervisor, int kills, int settle_ms,
+             pid_t* last, milliseconds start_timeout = milliseconds(5000)) {
+  c.settle_ms = settle_ms;
+  LineFollower follower(stamps);
+  auto first = follower.Next(Clock::now() + start_timeout);
+  std::optional<Stamp> current = first ? ParseStamp(*first) : std::nullopt;
+  if (!current) {
+    c.status = fmt::format("failed: the probe did not start within {} ms", start_timeout.count());
+    return;
+  }
+  *last = current->pid;
+  for (int i = 0; i < kills; ++i) {
+    std::this_thread::sleep_for(milliseconds(settle_ms));
+    std::int64_t killed_at = MonoNs();
+    if (::kill(current->pid, SIGKILL) != 0) {
+      c.status = fmt::format("failed: kill {}: {}", current->pid, std::strerror(errno));
+      return;
+    }
+    std::optional<Stamp> next;
+    auto deadline = Clock::now() + milliseconds(3000);
+    while (!next || next->pid == current->pid) {
+      auto line = follower.Next(deadline);
+      if (!line) break;
+      next = ParseStamp(*line);
+    }
+    if (!next || next->pid == current->pid) {
+      c.status = fmt::format("failed: no replacement within 3 s of kill {}{}", i + 1,
+                             Alive(supervisor) ? "" : " (the supervisor is gone)");
+      return;
+    }
+    c.killed_ns.push_back(killed_at);
+    c.stamp_ns.push_back(next->ns);
+    c.samples_ns.push_back(static_cast<double>(next->ns - killed_at));
+    current = next;
+    *last = current->pid;
+  }
+}
+
+// Splits each recovery at the first `handled` time inside it.
+void Breakdown(Contender& c, std::vector<std::int64_t> handled) {
+  std::sort(handled.begin(), handled.end());
+  for (std::size_t i = 0; i < c.killed_ns.size(); ++i) {
+    auto it = std::lower_bound(handled.begin(), handled.end(), c.killed_ns[i]);
+    if (it == handled.end() || *it > c.stamp_ns[i]) continue;
+    c.handled_ns.push_back(*it);
+    c.detect_ns.push_back(static_cast<double>(*it - c.killed_ns[i]));
+    c.respawn_ns.push_back(static_cast<double>(c.stamp_ns[i] - *it));
+  }
+}
+
+std::vector<std::int64_t> ReadNumbers(const std::string& path) {
+  std::vector<std::int64_t> out;
+  std::ifstream in(path);
+  for (std::int64_t v; in >> v;) out.push_back(v);
+  return out;
+}
+
+// The mono_ns of every child_exited of the probe in a Clean Slate journal.
+std::vector<std::int64_t> ExitsInJournal(const std::string& path) {
+  std::vector<std::int64_t> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    auto j = Json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("event", "") == "child_exited" &&
+        j.value("node", "") == "probe") {
+      out.push_back(j.value("mono_ns", std::int64_t{0}));
+    }
+  }
+  return out;
+}
+
+// The probe may be a grandchild (not ours to reap); it also dies with its
+// parent, this makes sure.
+void KillProbe(pid_t pid) {
+  if (pid > 0) ::kill(pid, SIGKILL);
+}
+
+std::string SelfPath() {
+  std::error_code ec;
+  return fs::read_symlink("/proc/self/exe", ec).string();
+}
+
+// (a) The floor: this program as a respawn loop.
+Contender RunFloor(const Options& o, const std::string& dir) {
+  Contender c;
+  c.name = "floor: fork+exec+waitpid loop";
+  c.handled_what = "waitpid returned";
+  std::string stamps = dir + "/floor.stamps";
+  std::string reaped = dir + "/floor.reaped";
+  std::ofstream(stamps).close();
+  ChildGuard loop(StartProcess(
+      {SelfPath(), "--respawn-loop", std::to_string(o.kills + 3), SLATE_BENCH_PROBE, reaped},
+      {"PROBE_FILE=" + stamps}));
+  if (loop.pid() <= 0) {
+    c.status = "failed: cannot start the respawn loop";
+    return c;
+  }
+  pid_t last = -1;
+  Measure(c, stamps, loop.pid(), o.kills, o.settle_ms, &last);
+  loop.Stop(milliseconds(2000));  // SIGTERM: it writes `reaped` and exits
+  KillProbe(last);
+  Breakdown(c, ReadNumbers(reaped));
+  return c;
+}
+
+// (b) Clean Slate, cold: a fresh `slate run` of one component; with
+// `siblings` > 0, the probe is the last of that many more (idle probes that
+// do not timestamp), to show what the size of the system costs a restart.
+Contender RunSlate(const Options& o, const std::string& dir, int siblings) {
+  Contender c;
+  c.name =
+      siblings == 0 ? "Clean Slate: slate run" : fmt::format("Clean Slate, {} siblings", siblings);
+  c.handled_what = "child_exited journaled";
+  std::string sub = fmt::format("{}/slate-{}", dir, siblings);
+  std::error_code ec;
+  fs::create_directories(sub, ec);
+  std::string stamps = sub + "/stamps";
+  std::ofstream(stamps).close();
+  std::string children;
+  std::string components;
+  for (int i = 0; i < siblings; ++i) {
+    children += fmt::format("\"s{}\", ", i);
+    components += fmt::format(
+        "[component.s{}]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n\n", i,
+        SLATE_BENCH_PROBE);
+  }
+  std::string file = sub + "/system.toml";
+  std::ofstream(file) << fmt::format(
+      "[system]\nname = \"bench-recovery\"\nroot = \"main\"\nstate_dir = \"state\"\n\n"
+      "[supervisor.main]\nstrategy = \"one_for_one\"\nintensity = 100000\nperiod = \"1s\"\n"
+      "children = [{}\"probe\"]\n\n"
+      "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
+      "env = {{ PROBE_FILE = \"{}\" }}\n\n{}",
+      children, SLATE_BENCH_PROBE, stamps, components);
+  ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
+  if (slate.pid() <= 0) {
+    c.status = "failed: cannot start slate run";
+    return c;
+  }
+  pid_t last = -1;
+  Measure(c, stamps, slate.pid(), o.kills, o.settle_ms, &last, milliseconds(5000 + 20 * siblings));
+  if (c.status != "ok") {
+    std::ifstream log(sub + "/run.log");
+    std::string text((std::istreambuf_iterator<char>(log)), {});
+    fmt::print(stderr, "slate run's output:\n{}\n", text);
+  }
+  slate.Stop(milliseconds(10000));
+  KillProbe(last);
+  Breakdown(c, ExitsInJournal(sub + "/state/events.jsonl"));
+  return c;
+}
+
+// runit, daemontools, s6: a service directory whose ./run is the probe
+// itself (no shell in between), supervised by `program DIR`.
+Contender RunExternal(const Options& o, const std::string& dir, const std::string& label,
+                      const std::string& program, const std::string& package) {
+  Contender c;
+  c.name = fmt::format("{}: {}", label, program);
+  auto path = FindOnPath(program);
+  if (!path) {
+    c.status = fmt::format("not installed (apt-get install {})", package);
+    return c;
+  }
+  std::string svc = dir + "/" + program;
+  std::error_code ec;
+  fs::create_directories(svc, ec);
+  fs::create_symlink(SLATE_BENCH_PROBE, svc + "/run", ec);
+  if (ec) {
+    c.status = "failed: " + ec.message();
+    return c;
+  }
+  std::string stamps = dir + "/" + program + ".stamps";
+  std::ofstream(stamps).close();
+  ChildGuard sup(
+      StartProcess({*path, svc}, {"PROBE_FILE=" + stamps}, dir + "/" + program + ".log"));
+  if (sup.pid() <= 0) {
+    c.status = "failed: cannot start " + *path;
+    return c;
+  }
+  pid_t last = -1;
+  Measure(c, stamps, sup.pid(), o.external_kills, o.external_settle_ms, &last);
+  sup.Stop(milliseconds(2000));
+  KillProbe(last);
+  return c;
+}
+
+volatile sig_atomic_t g_stop = 0;
+
+void OnStop(int) {
+  g_stop = 1;
+}
+
+// The floor's supervisor. Records when each waitpid returned in memory (no
+// syscall on the restart path) and writes them to `reaped` when told to
+// stop (SIGTERM) or after `max` spawns.
+int RespawnLoop(int max, const char* probe, const char* reaped) {
+  pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) return 1;
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;  // no SA_RESTART: waitpid returns EINTR
+  ::sigaction(SIGTERM, &sa, nullptr);
+  std::vector<std::int64_t> reaped_ns;
+  reaped_ns.reserve(static_cast<std::size_t>(max));
+  for (int i = 0; i < max && g_stop == 0; ++i) {
+    pid_t pid = ::fork();
+    if (pid < 0) break;
+    if (pid == 0) {
+      char* argv[] = {const_cast<char*>(probe), nullptr};
+      ::execv(probe, argv);
+      ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR && g_stop == 0) {
+    }
+    if (g_stop == 0) reaped_ns.push_back(MonoNs());
+  }
+  std::ofstream out(reaped);
+  for (std::int64_t t : reaped_ns) out << t << "\n";
+  return 0;  // a probe still running dies with us (its PR_SET_PDEATHSIG)
+}
+
+// Pins this thread (and so every process it starts) to `cpu`, or to all
+// CPUs for cpu < 0.
+bool Pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::size_t n = std::max(1U, std::thread::hardware_concurrency());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (cpu < 0 || i == static_cast<std::size_t>(cpu)) CPU_SET(i, &set);
+  }
+  return ::sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+bool ParseArgs(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    bool has_value = i + 1 < argc;
+    if (a == "--kills" && has_value) {
+      o.kills = std::atoi(argv[++i]);
+    } else if (a == "--settle-ms" && has_value) {
+      o.settle_ms = std::atoi(argv[++i]);
+    } else if (a == "--external-kills" && has_value) {
+      o.external_kills = std::atoi(argv[++i]);
+    } else if (a == "--external-settle-ms" && has_value) {
+      o.external_settle_ms = std::atoi(argv[++i]);
+    } else if (a == "--siblings" && has_value) {
+      o.siblings = std::clamp(std::atoi(argv[++i]), 0, 5000);
+    } else if (a == "--pin-cpu" && has_value) {
+      o.pin_cpu = std::atoi(argv[++i]);
+    } else if (a == "--out" && has_value) {
+      o.out = argv[++i];
+    } else {
+      fmt::print(stderr,
+                 "usage: {} [--kills N] [--settle-ms MS] [--external-kills N] "
+                 "[--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N] [--out FILE]\n",
+                 argv[0]);
+      return false;
+    }
+  }
+  int cpus = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  o.kills = std::clamp(o.kills, 1, 10000);
+  o.external_kills = std::clamp(o.external_kills, 1, 1000);
+  o.settle_ms = std::clamp(o.settle_ms, 0, 10000);
+  o.external_settle_ms = std::clamp(o.external_settle_ms, 0, 10000);
+  if (o.pin_cpu == -2) o.pin_cpu = cpus - 1;
+  if (o.pin_cpu >= cpus) o.pin_cpu = -1;
+  return true;
+}
+
+Json ToJson(const Contender& c, double floor) {
+  Json j{{"name", c.name}, {"placement", c.placement}, {"status", c.status}};
+  if (c.samples_ns.empty()) return j;
+  double median = Median(c.samples_ns);
+  j["n"] = c.samples_ns.size();
+  j["settle_ms"] = c.settle_ms;
+  j["samples_ns"] = c.samples_ns;
+  j["median_ns"] = median;
+  j["p90_ns"] = Percentile(c.samples_ns, 90);
+  if (floor > 0) j["ratio_to_floor"] = median / floor;
+  if (!c.detect_ns.empty()) {
+    j["breakdown"] = {{"handled", c.handled_what},
+                      {"kill_to_handled_ns", c.detect_ns},
+                      {"handled_to_first_instruction_ns", c.respawn_ns},
+                      {"kill_to_handled_median_ns", Median(c.detect_ns)},
+                      {"handled_to_first_instruction_median_ns", Median(c.respawn_ns)}};
+  }
+  return j;
+}
+
+int Main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--respawn-loop") {
+    return RespawnLoop(std::clamp(std::atoi(argv[2]), 1, 100000), argv[3], argv[4]);
+  }
+  Options o;
+  if (!ParseArgs(argc, argv, o)) return 2;
+  BecomeSubreaper();
+  KillChildrenOnFatalSignals();
+  std::string dir = MakeTempDir("slate-bench-recovery");
+  if (dir.empty()) {
+    fmt::print(stderr, "cannot create a temporary directory\n");
+    return 1;
+  }
+  Json machine = Machine();
+  fmt::print("machine: {}\n", MachineLine(machine));
+  fmt::print(
+      "recovery after kill -9 of a ready component: kill(2) -> the replacement's first "
+      "instruction (CLOCK_MONOTONIC), {} kills, {} ms settle\n\n",
+      o.kills, o.settle_ms);
+
+  std::vector<std::pair<std::string, int>> placements{{"all CPUs", -1}};
+  if (o.pin_cpu >= 0)
+    placements.emplace_back(fmt::format("pinned to CPU {}", o.pin_cpu), o.pin_cpu);
+
+  fmt::print("{:<32} {:<16} {:>4} {:>10} {:>10} {:>7}\n", "contender", "placement", "n", "median",
+             "p90", "ratio");
+  Json contenders = Json::array();
+  std::vector<Contender> broken_down;
+  bool ok = true;
+  for (const auto& [placement, cpu] : placements) {
+    if (!Pin(cpu)) fmt::print(stderr, "cannot set the CPU affinity for {}\n", placement);
+    std::string sub = dir + "/" + (cpu < 0 ? std::string("all") : fmt::format("cpu{}", cpu));
+    std::error_code ec;
+    fs::create_directories(sub, ec);
+    std::vector<Contender> all;
+    all.push_back(RunFloor(o, sub));
+    all.push_back(RunSlate(o, sub, 0));
+    if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
+    if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
+      all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));
+      all.push_back(RunExternal(o, sub, "daemontools", "supervise", "daemontools"));
+      all.push_back(RunExternal(o, sub, "s6", "s6-supervise", "s6"));
+    }
+    double floor = Median(all[0].samples_ns);
+    for (Contender& c : all) {
+      c.placement = placement;
+      if (!c.samples_ns.empty()) {
+        double median = Median(c.samples_ns);
+        std::string ratio = floor > 0 ? fmt::format("{:.2f}x", median / floor) : "-";
+        fmt::print("{:<32} {:<16} {:>4} {:>10} {:>10} {:>7}{}\n", c.name, placement,
+                   c.samples_ns.size(), FormatNs(median), FormatNs(Percentile(c.samples_ns, 90)),
+                   ratio,
+                   c.settle_ms != o.settle_ms ? fmt::format("  (settle {} ms)", c.settle_ms) : "");
+      } else {
+        fmt::print("{:<32} {:<16} {}\n", c.name, placement, c.status);
+      }
+      if (c.status.rfind("failed", 0) == 0) ok = false;
+      contenders.push_back(ToJson(c, floor));
+      if (!c.detect_ns.empty()) broken_down.push_back(c);
+    }
+    std::fflush(stdout);
+  }
+  Pin(-1);
+
+  fmt::print("\nwhere the time goes (medians)    {:<16} {:>20} {:>26}\n", "placement",
+             "kill -> death handled", "-> replacement's 1st instr");
+  for (const Contender& c : broken_down) {
+    fmt::print("{:<32} {:<16} {:>20} {:>26}   (handled = {})\n", c.name, c.placement,
+               FormatNs(Median(c.detect_ns)), FormatNs(Median(c.respawn_ns)), c.handled_what);
+  }
+
+  Json result{{"benchmark", "recovery"},
+              {"what",
+               "kill(SIGKILL) of a ready component -> the replacement's first instruction "
+               "(the probe's constructor), CLOCK_MONOTONIC"},
+              {"machine", machine},
+              {"config",
+               {{"kills", o.kills},
+                {"settle_ms", o.settle_ms},
+                {"external_kills", o.external_kills},
+                {"external_settle_ms", o.external_settle_ms},
+                {"pin_cpu", o.pin_cpu},
+                {"siblings", o.siblings}}},
+              {"contenders", contenders}};
+  if (!WriteJson(o.out, result)) {
+    fmt::print(stderr, "cannot write {}\n", o.out);
+    ok = false;
+  } else {
+    fmt::print("\nwrote {}\n", o.out);
+  }
+  std::error_code ec;
+  if (ok) {
+    fs::remove_all(dir, ec);
+  } else {
+    fmt::print(stderr, "kept {} for inspection\n", dir);
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace slate::bench
+
+int main(int argc, char** argv) {
+  int rc = slate::bench::Main(argc, argv);
+  // Whatever is left (an orphaned probe, a runtime that would not stop)
+  // goes now; a clean run leaves nothing to kill.
+  if (int n = slate::bench::KillAllChildren(); n > 0) {
+    fmt::print(stderr, "killed {} leftover process(es)\n", n);
+  }
+  return rc;
+}
