@@ -1,5 +1,7 @@
 // Result<T>: the value of an operation that can fail in an expected way, or
 // the reason it failed. Modules return these instead of throwing (STYLE.md).
+// A module whose callers must tell failures apart uses its own error type
+// (with a code) as E: store::StoreResult, channel::ChannelResult.
 #pragma once
 
 #include <string>
@@ -12,11 +14,11 @@ struct Error {
   std::string message;
 };
 
-template <typename T>
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -31,10 +33,10 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
 
   // Precondition: !ok().
-  const Error& error() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 inline Error MakeError(std::string message) {

@@ -46,30 +46,7 @@ struct ChannelError {
 
 // Result of a channel operation: the value or a ChannelError. No exceptions.
 template <typename T>
-class [[nodiscard]] ChannelResult {
- public:
-  ChannelResult(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  ChannelResult(ChannelError error)
-      : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  // Precondition: ok().
-  const T& value() const& { return std::get<0>(v_); }
-  T& value() & { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  const T& operator*() const& { return value(); }
-  T& operator*() & { return value(); }
-  const T* operator->() const { return &value(); }
-  T* operator->() { return &value(); }
-
-  // Precondition: !ok().
-  const ChannelError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, ChannelError> v_;
-};
+using ChannelResult = Result<T, ChannelError>;
 
 using ChannelStatus = ChannelResult<std::monostate>;
 

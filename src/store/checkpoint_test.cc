@@ -176,7 +176,7 @@ TEST(Restore, ReplacesTheLiveStoreAndKeepsTheCheckpoint) {
     ASSERT_TRUE(store->Put("a", "poison").ok());
     ASSERT_TRUE(store->Put("b", "poison").ok());
 
-    EXPECT_EQ(set->Restore(*good).code(), StoreErrc::kBusy) << "restored under an open store";
+    EXPECT_EQ(set->Restore(*good).error().code, StoreErrc::kBusy) << "restored under an open store";
     EXPECT_EQ(store->Get("a")->value(), "poison");
     store.reset();
     ASSERT_TRUE(set->Restore(*good).ok());
@@ -203,8 +203,8 @@ TEST(Restore, IsRefusedWhileAnotherProcessHasTheStoreOpen) {
   });
   ASSERT_EQ(holder.ReadLine(), "open");
   const auto checkpoint = set->Latest()->value();
-  EXPECT_EQ(set->Restore(checkpoint).code(), StoreErrc::kBusy);
-  EXPECT_EQ(set->Reset().code(), StoreErrc::kBusy);
+  EXPECT_EQ(set->Restore(checkpoint).error().code, StoreErrc::kBusy);
+  EXPECT_EQ(set->Reset().error().code, StoreErrc::kBusy);
   ASSERT_EQ(holder.Kill(), -SIGKILL);
   EXPECT_TRUE(set->Restore(checkpoint).ok()) << "a killed holder leaves no lock behind";
 }
@@ -214,7 +214,7 @@ TEST(Restore, AMissingCheckpointIsNotFound) {
   auto set = OpenSet(tmp.path(), 3);
   CheckpointInfo gone;
   gone.path = set->dir() + "/ckpt-0000000009-1";
-  EXPECT_EQ(set->Restore(gone).code(), StoreErrc::kNotFound);
+  EXPECT_EQ(set->Restore(gone).error().code, StoreErrc::kNotFound);
 }
 
 TEST(Reset, EmptiesTheStoreEvenWhenCorrupt) {
@@ -224,7 +224,7 @@ TEST(Reset, EmptiesTheStoreEvenWhenCorrupt) {
     auto store = OpenStore(tmp.path());
     ASSERT_TRUE(store->Put("a", "1").ok());
     ASSERT_TRUE(set->Take(*store).ok());
-    EXPECT_EQ(set->Reset().code(), StoreErrc::kBusy);
+    EXPECT_EQ(set->Reset().error().code, StoreErrc::kBusy);
   }
   ASSERT_TRUE(set->Reset().ok());
   {
@@ -236,7 +236,7 @@ TEST(Reset, EmptiesTheStoreEvenWhenCorrupt) {
     std::ofstream garbage(tmp / "data.mdb", std::ios::binary | std::ios::trunc);
     garbage << std::string(std::size_t{64} << 10, '\x5a');
   }
-  EXPECT_EQ(StateStore::Open(tmp.path(), kSize, Durability::kProcess).code(), StoreErrc::kCorrupt);
+  EXPECT_EQ(StateStore::Open(tmp.path(), kSize, Durability::kProcess).error().code, StoreErrc::kCorrupt);
   ASSERT_TRUE(set->Reset().ok());
   EXPECT_TRUE(OpenStore(tmp.path()));
   EXPECT_EQ(set->List()->size(), 1u) << "reset keeps the checkpoints";
@@ -246,8 +246,8 @@ TEST(Checkpoint, OfAnotherStoreIsRefused) {
   TempDir tmp;
   auto store = OpenStore(tmp / "a");
   auto set = OpenSet(tmp / "b", 3);
-  EXPECT_EQ(set->Take(*store).code(), StoreErrc::kInvalidArgument);
-  EXPECT_EQ(CheckpointSet::Open(tmp / "c", 0).code(), StoreErrc::kInvalidArgument);
+  EXPECT_EQ(set->Take(*store).error().code, StoreErrc::kInvalidArgument);
+  EXPECT_EQ(CheckpointSet::Open(tmp / "c", 0).error().code, StoreErrc::kInvalidArgument);
 }
 
 }  // namespace

@@ -172,7 +172,7 @@ TEST(CheckpointWorker, ARollbackUnderAnOpenStoreFailsAsBusy) {
   const auto done = AwaitCompletions(*worker, 1);
   ASSERT_EQ(done.size(), 1u);
   ASSERT_FALSE(done[0].outcome.ok());
-  EXPECT_EQ(done[0].outcome.code(), StoreErrc::kBusy);
+  EXPECT_EQ(done[0].outcome.error().code, StoreErrc::kBusy);
 }
 
 TEST(CheckpointWorker, StopsAfterTheRunningJobAndDropsTheQueue) {

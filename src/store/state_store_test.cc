@@ -135,7 +135,7 @@ TEST(Txn, AbortAndDestructionDiscardEverything) {
     auto txn = store->Begin();
     ASSERT_TRUE(txn->Put("a", "1").ok());
     txn->Abort();
-    EXPECT_EQ(txn->Commit().code(), StoreErrc::kInvalidArgument);
+    EXPECT_EQ(txn->Commit().error().code, StoreErrc::kInvalidArgument);
   }
   {
     auto txn = store->Begin();
@@ -153,8 +153,8 @@ TEST(Txn, ReadTxnSeesOneSnapshotAndRefusesWrites) {
   ASSERT_TRUE(reader.ok());
   ASSERT_TRUE(store->Put("k", "new").ok());
   EXPECT_EQ(reader->Get("k")->value(), "old");
-  EXPECT_EQ(reader->Put("k", "x").code(), StoreErrc::kInvalidArgument);
-  EXPECT_EQ(reader->Del("k").code(), StoreErrc::kInvalidArgument);
+  EXPECT_EQ(reader->Put("k", "x").error().code, StoreErrc::kInvalidArgument);
+  EXPECT_EQ(reader->Del("k").error().code, StoreErrc::kInvalidArgument);
   ASSERT_TRUE(reader->Commit().ok());
   EXPECT_EQ(store->Get("k")->value(), "new");
 }
@@ -164,8 +164,8 @@ TEST(Txn, ASecondWriterFromTheSameStoreIsRefusedNotDeadlocked) {
   auto store = OpenOrDie(tmp.path());
   auto first = store->Begin();
   ASSERT_TRUE(first.ok());
-  EXPECT_EQ(store->Begin().code(), StoreErrc::kBusy);
-  EXPECT_EQ(store->Put("k", "v").code(), StoreErrc::kBusy);
+  EXPECT_EQ(store->Begin().error().code, StoreErrc::kBusy);
+  EXPECT_EQ(store->Put("k", "v").error().code, StoreErrc::kBusy);
   Txn moved = std::move(*first);
   ASSERT_TRUE(moved.Put("k", "v").ok());
   ASSERT_TRUE(moved.Commit().ok());
@@ -183,7 +183,7 @@ TEST(Errors, MapFullIsItsOwnCodeAndTheStoreStaysUsable) {
     if (!put) break;
   }
   ASSERT_FALSE(put.ok()) << "1 MiB held 1000 x 4000 bytes";
-  EXPECT_EQ(put.code(), StoreErrc::kMapFull) << put.error().message;
+  EXPECT_EQ(put.error().code, StoreErrc::kMapFull) << put.error().message;
   EXPECT_NE(put.error().message.find(tmp.path()), std::string::npos) << put.error().message;
   EXPECT_EQ(store->Get("k0")->value(), value);
   for (int i = 0; i < stored; i += 2) ASSERT_TRUE(store->Del("k" + std::to_string(i)).ok());
@@ -197,8 +197,8 @@ TEST(Errors, MapFullInsideATxnFailsItsCommit) {
   StoreStatus put = StoreOk();
   for (int i = 0; i < 1000 && put.ok(); ++i)
     put = txn->Put("k" + std::to_string(i), std::string(4000, 'x'));
-  EXPECT_EQ(put.code(), StoreErrc::kMapFull);
-  EXPECT_EQ(txn->Commit().code(), StoreErrc::kTxnFailed);
+  EXPECT_EQ(put.error().code, StoreErrc::kMapFull);
+  EXPECT_EQ(txn->Commit().error().code, StoreErrc::kTxnFailed);
   EXPECT_FALSE(store->Get("k0")->has_value());
 }
 
@@ -207,10 +207,10 @@ TEST(Errors, KeyTooLongAndEmptyKey) {
   auto store = OpenOrDie(tmp.path());
   EXPECT_TRUE(store->Put(std::string(511, 'k'), "v").ok());
   const std::string too_long(512, 'k');
-  EXPECT_EQ(store->Put(too_long, "v").code(), StoreErrc::kKeyTooLong);
-  EXPECT_EQ(store->Get(too_long).code(), StoreErrc::kKeyTooLong);
-  EXPECT_EQ(store->Del(too_long).code(), StoreErrc::kKeyTooLong);
-  EXPECT_EQ(store->Put("", "v").code(), StoreErrc::kInvalidArgument);
+  EXPECT_EQ(store->Put(too_long, "v").error().code, StoreErrc::kKeyTooLong);
+  EXPECT_EQ(store->Get(too_long).error().code, StoreErrc::kKeyTooLong);
+  EXPECT_EQ(store->Del(too_long).error().code, StoreErrc::kKeyTooLong);
+  EXPECT_EQ(store->Put("", "v").error().code, StoreErrc::kInvalidArgument);
 }
 
 TEST(Errors, ACorruptEnvironmentIsReportedAsCorrupt) {
@@ -221,7 +221,7 @@ TEST(Errors, ACorruptEnvironmentIsReportedAsCorrupt) {
   }
   auto store = StateStore::Open(tmp.path(), 16 * kMiB, Durability::kProcess);
   ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.code(), StoreErrc::kCorrupt) << store.error().message;
+  EXPECT_EQ(store.error().code, StoreErrc::kCorrupt) << store.error().message;
 }
 
 TEST(Errors, OneStorePerDirectoryPerProcess) {
@@ -229,14 +229,14 @@ TEST(Errors, OneStorePerDirectoryPerProcess) {
   auto store = OpenOrDie(tmp.path());
   auto again = StateStore::Open(tmp.path(), 16 * kMiB, Durability::kProcess);
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.code(), StoreErrc::kBusy);
+  EXPECT_EQ(again.error().code, StoreErrc::kBusy);
   store.reset();
   EXPECT_TRUE(StateStore::Open(tmp.path(), 16 * kMiB, Durability::kProcess).ok());
 }
 
 TEST(Errors, ZeroMapSizeIsInvalid) {
   TempDir tmp;
-  EXPECT_EQ(StateStore::Open(tmp.path(), 0, Durability::kProcess).code(),
+  EXPECT_EQ(StateStore::Open(tmp.path(), 0, Durability::kProcess).error().code,
             StoreErrc::kInvalidArgument);
 }
 

@@ -37,33 +37,9 @@ struct StoreError {
   Error ToError() const { return MakeError(std::string(ToString(code)) + ": " + message); }
 };
 
-// Result<T>'s shape, with a StoreError. [[nodiscard]]: an unchecked store
-// error is a lost write.
+// [[nodiscard]] (from Result): an unchecked store error is a lost write.
 template <typename T>
-class [[nodiscard]] StoreResult {
- public:
-  StoreResult(T value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  StoreResult(StoreError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  // Precondition: ok().
-  const T& value() const& { return std::get<0>(v_); }
-  T& value() & { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  const T& operator*() const& { return value(); }
-  T& operator*() & { return value(); }
-  const T* operator->() const { return &value(); }
-  T* operator->() { return &value(); }
-
-  // Precondition: !ok().
-  const StoreError& error() const { return std::get<1>(v_); }
-  StoreErrc code() const { return error().code; }
-
- private:
-  std::variant<T, StoreError> v_;
-};
+using StoreResult = Result<T, StoreError>;
 
 using StoreStatus = StoreResult<std::monostate>;
 
