@@ -95,7 +95,6 @@ struct Node {
   Goal goal = Goal::kIdle;
   std::deque<Step> plan;
   std::deque<Pending> pending;
-  NodeId retrying = kNoNode;          // kRestart: the child whose failure this is
   std::optional<ExitReason> failure;  // kFailedStart: the reason reported upwards
 
   bool is_supervisor() const { return supervisor != nullptr; }

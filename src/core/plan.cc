@@ -74,7 +74,6 @@ void Supervision::Engine::Advance(Node& s) {
 void Supervision::Engine::PlanDone(Node& s) {
   Goal goal = s.goal;
   s.goal = Goal::kIdle;
-  s.retrying = internal::kNoNode;
   switch (goal) {
     case Goal::kIdle: return;
     case Goal::kInitialStart:
@@ -276,7 +275,6 @@ void Supervision::Engine::Restart(Node& s, Node& c, Time delay, bool yield) {
   // Siblings in the restart group are stopped in reverse start order; a
   // temporary one is not started again.
   s.goal = Goal::kRestart;
-  s.retrying = c.id;
   std::vector<NodeId> group = Group(s, c);
   for (auto it = group.rbegin(); it != group.rend(); ++it) {
     Node& n = nodes_[*it];
@@ -301,7 +299,6 @@ void Supervision::Engine::Restart(Node& s, Node& c, Time delay, bool yield) {
 
 void Supervision::Engine::StartGroup(Node& s, Node& c) {
   s.goal = Goal::kRestart;
-  s.retrying = c.id;
   for (NodeId k : Group(s, c)) {
     Node& n = nodes_[k];
     if ((n.state == State::kStopped && !n.removed) || k == c.id) {

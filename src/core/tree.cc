@@ -60,7 +60,6 @@ void Supervision::Engine::Refresh(Node& s) {
   s.intensity->Clear();
   s.pending.clear();
   s.plan.clear();
-  s.retrying = internal::kNoNode;
   s.failure.reset();
   if (s.supervisor->strategy == spec::Strategy::kSimpleOneForOne) {
     // Instances of an earlier life are gone for good; new ones take their
