@@ -236,7 +236,8 @@ TEST(Reset, EmptiesTheStoreEvenWhenCorrupt) {
     std::ofstream garbage(tmp / "data.mdb", std::ios::binary | std::ios::trunc);
     garbage << std::string(std::size_t{64} << 10, '\x5a');
   }
-  EXPECT_EQ(StateStore::Open(tmp.path(), kSize, Durability::kProcess).error().code, StoreErrc::kCorrupt);
+  EXPECT_EQ(StateStore::Open(tmp.path(), kSize, Durability::kProcess).error().code,
+            StoreErrc::kCorrupt);
   ASSERT_TRUE(set->Reset().ok());
   EXPECT_TRUE(OpenStore(tmp.path()));
   EXPECT_EQ(set->List()->size(), 1u) << "reset keeps the checkpoints";
