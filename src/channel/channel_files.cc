@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -334,6 +335,125 @@ ChannelStatus ChannelFiles::PurgeAll() {
   if (auto st = dlq_->PurgeAll(); !st) return st;
   CommitDeadLetterEnd();
   return Ok();
+}
+
+void ChannelFiles::SetDown(EndRole end, bool down) {
+  const bool producer = end == EndRole::kProducer;
+  Word32(runtime_.data(), producer ? offset::kProducerDown : offset::kConsumerDown)
+      .store(down ? 1 : 0, std::memory_order_seq_cst);
+  if (!down) return;
+  // The peer may be about to sleep on the down end's futex word, having read
+  // the flag as 0: change the word (so its FUTEX_WAIT does not block) and
+  // wake it. The counter is changed with pread/pwrite, never through a
+  // writable mapping (the end may have shrunk its file: no SIGBUS for us);
+  // futex wakes through a read-only mapping, which at worst fails with EFAULT.
+  const int fd = producer ? producer_fd_.get() : consumer_fd_.get();
+  const std::size_t at = producer ? offset::kWriteSeq : offset::kAckSeq;
+  std::uint32_t seq = 0;
+  if (::pread(fd, &seq, sizeof seq, static_cast<off_t>(at)) != sizeof seq) return;
+  seq += 1;
+  if (::pwrite(fd, &seq, sizeof seq, static_cast<off_t>(at)) != sizeof seq) return;
+  auto page = Mapping::Map(fd, kPageSize, false, producer ? kProducerFile : kConsumerFile);
+  if (page) internal::FutexWake(page->data() + at);
+}
+
+bool ChannelFiles::IsDown(EndRole end) const {
+  return Load32(runtime_.data(), end == EndRole::kProducer ? offset::kProducerDown
+                                                           : offset::kConsumerDown) != 0;
+}
+
+ChannelStatus ChannelFiles::Check() const {
+  if (auto st = CheckEndFiles(); !st) return st;
+  auto s = ReadIndices();
+  if (!s) return s.error();
+  return CheckSlots(std::max(s->ack_after, s->floor), s->write);
+}
+
+ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
+  const bool producer = end == EndRole::kProducer;
+  const int fd = producer ? producer_fd_.get() : consumer_fd_.get();
+  const std::string_view file = producer ? kProducerFile : kConsumerFile;
+  EndLock lock(fd);
+  if (auto st = lock.Take(file, producer ? "producer" : "consumer"); !st) return st.error();
+  std::vector<std::string> changes;
+
+  const std::uint64_t size = producer ? ProducerFileSize(geometry_) : ConsumerFileSize();
+  struct stat sb{};
+  if (::fstat(fd, &sb) != 0) return SystemError(fmt::format("stat {}", file), errno);
+  if (static_cast<std::uint64_t>(sb.st_size) != size) {
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+      return SystemError(fmt::format("resize {}", file), errno);
+    }
+    changes.push_back(fmt::format("size {} -> {}", sb.st_size, size));
+  }
+  const RegionHeader want =
+      MakeHeader(producer ? kProducerMagic : kConsumerMagic, nonce_, geometry_);
+  RegionHeader have;
+  if (auto st = ReadAt(fd, 0, &have, sizeof have, Culprit::kNone, file); !st) return st.error();
+  if (std::memcmp(&have, &want, sizeof want) != 0) {
+    if (auto st = internal::WriteAt(fd, 0, &want, sizeof want, file); !st) return st.error();
+    changes.emplace_back("header rewritten");
+  }
+
+  // Detached, locked and of the right size: the mapping cannot fault, and it
+  // lets the positions move atomically for a peer that is reading them.
+  auto map = Mapping::Map(fd, producer ? ProducerFileSize(geometry_) : kPageSize, true, file);
+  if (!map) return map.error();
+  std::byte* base = map->data();
+  const std::uint64_t floor = Floor();
+  if (producer) {
+    auto ack = ReadWord(consumer_fd_.get(), offset::kAck, Culprit::kConsumer, kConsumerFile);
+    if (!ack) return ack.error();
+    const std::uint64_t consumed = std::max({*ack, floor, kFirstId});
+    const std::uint64_t write = Load64(base, offset::kWrite);
+    // The longest run of whole messages from the consumer's position, but
+    // never past a write index that was itself in range.
+    std::uint64_t limit = consumed + geometry_.capacity;
+    if (write >= consumed && write <= limit) limit = write;
+    std::uint64_t good = consumed;
+    while (good < limit) {
+      const std::byte* slot = base + SlotOffset(geometry_, good);
+      if (Load64(slot, offset::kSlotId, std::memory_order_relaxed) != good ||
+          Load32(slot, offset::kSlotLength, std::memory_order_relaxed) > geometry_.max_message) {
+        break;
+      }
+      ++good;
+    }
+    if (good != write) {
+      Word64(base, offset::kWrite).store(good, std::memory_order_seq_cst);
+      changes.push_back(write >= good && write <= consumed + geometry_.capacity
+                            ? fmt::format("write index {} -> {} ({} damaged messages dropped)",
+                                          write, good, write - good)
+                            : fmt::format("write index {} -> {}", write, good));
+    }
+    Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
+    internal::FutexWake(base + offset::kWriteSeq);
+  } else {
+    auto write = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
+    if (!write) return write.error();
+    const std::uint64_t ack = Load64(base, offset::kAck);
+    const std::uint64_t delivered = Load64(base, offset::kDelivered);
+    std::uint64_t good = ack;
+    if (ack < std::max(floor, kFirstId) || ack > *write) {
+      good = std::min(std::max(last_good_consumed_, floor), *write);
+      changes.push_back(fmt::format("ack {} -> {}", ack, good));
+    }
+    if (delivered != good) {
+      Word64(base, offset::kDelivered).store(good, std::memory_order_seq_cst);
+      if (delivered < good || delivered > *write) {
+        changes.push_back(fmt::format("delivered {} -> {}", delivered, good));
+      }
+    }
+    Word64(base, offset::kAck).store(good, std::memory_order_seq_cst);
+    Word32(base, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
+    internal::FutexWake(base + offset::kAckSeq);
+  }
+  std::string out;
+  for (const auto& c : changes) {
+    if (!out.empty()) out += ", ";
+    out += c;
+  }
+  return out;
 }
 
 }  // namespace slate::channel

@@ -43,6 +43,8 @@ struct CrashCharge {
   bool dead_lettered = false;  // it reached max_deliveries and moved to the queue
 };
 
+enum class EndRole { kProducer, kConsumer };
+
 // Single-threaded; one per channel, in the runtime. Move-only.
 class ChannelFiles {
  public:
@@ -88,6 +90,29 @@ class ChannelFiles {
   // kBusy if a consumer is still attached.
   ChannelResult<CrashCharge> OnConsumerCrashed();
 
+  // Marks the end's component as down for good (given up, or stopped by the
+  // operator) or up again. While it is down, its peer's waits end at once
+  // with kPeerDown instead of sleeping: the flag is in the runtime region and
+  // the peer's futex word is bumped and woken. Call it once the end's process
+  // is gone (or going): the bump writes a counter in the end's own file.
+  void SetDown(EndRole end, bool down);
+  bool IsDown(EndRole end) const;
+
+  // Every check Open makes, on the live files: headers, sizes, positions,
+  // and each slot holding an unconsumed message. kCorrupt names the culprit.
+  // Costs a pread per 64 KiB of unconsumed messages.
+  ChannelStatus Check() const;
+
+  // Makes an end's file valid again after that end was caught corrupting it,
+  // before its next process attaches; returns what was changed ("" if
+  // nothing). The end must be detached (kBusy). Producer: header and size
+  // rewritten; the write index moved back to the last whole message after
+  // the consumer's position (messages after a damaged slot were written by a
+  // faulty process and are dropped, and counted in the note). Consumer:
+  // header and size rewritten; an impossible ack falls back to the last one
+  // Check or Stats saw valid (redelivery, never loss), delivered = ack.
+  ChannelResult<std::string> Repair(EndRole end);
+
   // Puts a dead letter back at the end of the stream, as a new message (its
   // new id is returned), and ends its dead-letter record. The producer must
   // be detached (kBusy otherwise: the ring has one writer); kFull if the
@@ -123,6 +148,7 @@ class ChannelFiles {
   internal::Mapping runtime_;  // the whole runtime region, read-write
   std::optional<DeadLetterQueue> dlq_;
   std::vector<std::string> notes_;
+  mutable std::uint64_t last_good_consumed_ = kFirstId;  // from the last valid ReadIndices
 };
 
 }  // namespace slate::channel

@@ -137,6 +137,7 @@ ChannelResult<IndexSnapshot> ChannelFiles::ReadIndices() const {
   }
   s.floor = Floor();
   if (auto st = CheckIndices(s, geometry_.capacity); !st) return st.error();
+  last_good_consumed_ = std::max(s.ack_after, s.floor);
   return s;
 }
 

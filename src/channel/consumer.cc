@@ -84,6 +84,7 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
   for (;;) {
     if (auto st = ReadWrite(&write, std::memory_order_acquire); !st) return st;
     if (write != delivered_) return Ok();
+    if (ProducerDown()) return MakeChannelError(Errc::kPeerDown, "the producer is down");
     if (deadline.Passed()) return MakeChannelError(Errc::kTimeout, "no message");
     if (internal::SpinUntil([&] { return Load64(peer, offset::kWrite) != delivered_; },
                             options_.spin)) {
@@ -95,7 +96,7 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
     std::uint32_t seq = Load32(peer, offset::kWriteSeq);
     Word32(own, offset::kWantsData).store(1, std::memory_order_seq_cst);
     auto st = ReadWrite(&write, std::memory_order_seq_cst);
-    if (st && write == delivered_) {
+    if (st && write == delivered_ && !ProducerDown()) {
       st = internal::FutexWait(peer + offset::kWriteSeq, seq, deadline);
     }
     Word32(own, offset::kWantsData).store(0, std::memory_order_relaxed);
@@ -163,6 +164,10 @@ std::uint64_t Consumer::epoch() const {
 
 std::uint64_t Consumer::peer_epoch() const {
   return Load64(r_.peer.data(), offset::kProducerEpoch);
+}
+
+bool Consumer::ProducerDown() const {
+  return Load32(r_.runtime.data(), offset::kProducerDown, std::memory_order_seq_cst) != 0;
 }
 
 std::uint64_t Consumer::runtime_epoch() const {

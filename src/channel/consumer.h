@@ -38,6 +38,8 @@ class Consumer {
   // Copies the next message into `buffer`. Blocks up to `timeout`
   // (negative: forever; 0: not at all) on the producer's futex word, after
   // the optional spin; never polls. Errors: kTimeout (nothing arrived),
+  // kPeerDown (nothing queued and the runtime holds the producer down: at
+  // once, also when it happens during the wait),
   // kBufferTooSmall (error().needed says how big; the message stays next),
   // kCorrupt (the producer's index or slot is impossible, or this process
   // wrote over its own region's positions).
@@ -54,6 +56,8 @@ class Consumer {
   std::uint64_t epoch() const;
   std::uint64_t peer_epoch() const;  // the producer's; changes when it re-attaches
   std::uint64_t runtime_epoch() const;
+  // The runtime holds the producer's component down (ChannelFiles::SetDown).
+  bool ProducerDown() const;
 
   // The producer's and the runtime's regions as mapped here (read-only);
   // for diagnostics and the test that proves a write to them faults.

@@ -17,6 +17,7 @@ std::string_view ErrcName(Errc code) {
     case Errc::kCorrupt: return "corrupt";
     case Errc::kGeometryMismatch: return "geometry mismatch";
     case Errc::kNotFound: return "not found";
+    case Errc::kPeerDown: return "peer down";
     case Errc::kSystem: return "system error";
   }
   return "unknown";

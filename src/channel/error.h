@@ -24,6 +24,7 @@ enum class Errc {
   kCorrupt,           // a region failed validation; `culprit` wrote it
   kGeometryMismatch,  // files on disk were made for another capacity/max_message
   kNotFound,          // no such channel directory, or no such dead letter
+  kPeerDown,          // the other end's component is down for good (given up or stopped)
   kSystem,            // a system call failed; the message has errno's text
 };
 

@@ -96,6 +96,10 @@ inline constexpr std::size_t kRuntimeEpoch = 72;
 inline constexpr std::size_t kMaxDeliveries = 80;  // u32
 inline constexpr std::size_t kDeadLetterEnd = 88;  // u64: dead-letters is whole up to here
 inline constexpr std::size_t kChargedEpoch = 96;   // u64: consumer epoch whose crash was charged
+// u32 each: 1 while the runtime holds that end's component down for good
+// (given up, or stopped by the operator); a peer waiting on it gets kPeerDown.
+inline constexpr std::size_t kProducerDown = 104;
+inline constexpr std::size_t kConsumerDown = 108;
 // a slot, from its start
 inline constexpr std::size_t kSlotId = 0;      // u64
 inline constexpr std::size_t kSlotLength = 8;  // u32

@@ -1,5 +1,6 @@
 #include "channel/producer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -61,6 +62,11 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
   for (;;) {
     if (auto st = ReadAck(&ack, std::memory_order_acquire); !st) return st;
     if (write_ - ack < capacity) return Ok();
+    if (ConsumerDown()) {
+      return MakeChannelError(Errc::kPeerDown,
+                              fmt::format("the consumer is down and {} messages wait for it",
+                                          write_ - ack));
+    }
     if (deadline.Passed()) {
       return MakeChannelError(Errc::kFull,
                               fmt::format("{} messages wait to be consumed", write_ - ack));
@@ -75,7 +81,7 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
     std::uint32_t seq = Load32(peer, offset::kAckSeq);
     Word32(own, offset::kWantsSpace).store(1, std::memory_order_seq_cst);
     auto st = ReadAck(&ack, std::memory_order_seq_cst);
-    if (st && write_ - ack >= capacity) {
+    if (st && write_ - ack >= capacity && !ConsumerDown()) {
       st = internal::FutexWait(peer + offset::kAckSeq, seq, deadline);
     }
     Word32(own, offset::kWantsSpace).store(0, std::memory_order_relaxed);
@@ -128,6 +134,29 @@ std::uint64_t Producer::peer_epoch() const {
 
 std::uint64_t Producer::runtime_epoch() const {
   return Load64(r_.runtime.data(), offset::kRuntimeEpoch);
+}
+
+ChannelResult<std::size_t> Producer::ReadBack(std::uint64_t id, std::span<std::byte> out) const {
+  if (broken_) return *broken_;
+  if (id < kFirstId || id >= write_ || write_ - id > r_.shape.capacity) {
+    return MakeChannelError(Errc::kNotFound, fmt::format("message {} is not in the ring", id));
+  }
+  const std::byte* slot = r_.own.data() + SlotOffset(r_.shape, id);
+  const std::uint64_t slot_id = Load64(slot, offset::kSlotId, std::memory_order_relaxed);
+  const std::uint32_t length = Load32(slot, offset::kSlotLength, std::memory_order_relaxed);
+  if (slot_id != id) {
+    return MakeChannelError(Errc::kNotFound, fmt::format("slot of {} holds {}", id, slot_id));
+  }
+  if (length > r_.shape.max_message) {
+    return Corrupt(Culprit::kProducer, fmt::format("message {} claims {} bytes, max is {}", id,
+                                                   length, r_.shape.max_message));
+  }
+  std::memcpy(out.data(), slot + kSlotHeaderSize, std::min<std::size_t>(out.size(), length));
+  return std::size_t{length};
+}
+
+bool Producer::ConsumerDown() const {
+  return Load32(r_.runtime.data(), offset::kConsumerDown, std::memory_order_seq_cst) != 0;
 }
 
 }  // namespace slate::channel

@@ -38,6 +38,7 @@ class Producer {
   // Blocks while the ring is full, up to `timeout` (negative: forever; 0:
   // not at all), sleeping on the consumer's futex word. Errors: kTooBig
   // (over max_message; nothing sent), kFull (still full at the deadline),
+  // kPeerDown (full, and the runtime holds the consumer down: at once),
   // kCorrupt (the consumer's ack is impossible, or this process wrote over
   // its own region's write index).
   // If the process dies inside Send, the message was either published whole
@@ -45,12 +46,20 @@ class Producer {
   ChannelResult<std::uint64_t> Send(std::span<const std::byte> message,
                                     std::chrono::nanoseconds timeout);
 
+  // Copies the first out.size() bytes of message `id`, sent by this end or
+  // a predecessor, from its slot if it is still there (one of the last
+  // `capacity` ids), and returns the message's full length. kNotFound if the
+  // slot has been reused or never held it, kCorrupt if it is garbled.
+  ChannelResult<std::size_t> ReadBack(std::uint64_t id, std::span<std::byte> out) const;
+
   // The id the next Send will give its message.
   std::uint64_t next_id() const { return write_; }
   const ChannelGeometry& shape() const { return r_.shape; }
   std::uint64_t epoch() const;          // this end's attach count
   std::uint64_t peer_epoch() const;     // the consumer's; changes when it re-attaches
   std::uint64_t runtime_epoch() const;  // changes when the runtime re-opens the channel
+  // The runtime holds the consumer's component down (ChannelFiles::SetDown).
+  bool ConsumerDown() const;
 
   // The consumer's and the runtime's regions as mapped here (read-only);
   // for diagnostics and the test that proves a write to them faults.

@@ -181,6 +181,19 @@ Actions Supervision::Engine::Exited(Incarnation inc, const ProcessStatus& status
   return Take();
 }
 
+Actions Supervision::Engine::Fault(Incarnation inc, ExitReason reason, Time now) {
+  now_ = now;
+  auto it = by_incarnation_.find(inc);
+  if (it == by_incarnation_.end() || finished_) return Take();
+  Node& c = nodes_[it->second];
+  if ((c.state == State::kStarting || c.state == State::kRunning) && c.process_alive &&
+      !c.kill_reason) {
+    c.kill_reason = std::move(reason);
+    out_.emplace_back(Kill{c.incarnation, SIGKILL});
+  }
+  return Take();
+}
+
 Actions Supervision::Engine::TimerFired(TimerId id, Time now) {
   now_ = now;
   auto it = timers_.find(id);
@@ -273,6 +286,10 @@ Actions Supervision::SpawnFailed(Incarnation inc, const std::string& error, Time
 Actions Supervision::Ready(Incarnation inc, Time now) {
   return engine_->Ready(inc, now);
 }
+Actions Supervision::Fault(Incarnation inc, ExitReason reason, Time now) {
+  return engine_->Fault(inc, std::move(reason), now);
+}
+
 void Supervision::Heartbeat(Incarnation inc, Time now) {
   engine_->Heartbeat(inc, now);
 }

@@ -25,6 +25,7 @@ class Supervision::Engine {
   Actions Ready(Incarnation inc, Time now);
   void Heartbeat(Incarnation inc, Time now);
   Actions Exited(Incarnation inc, const ProcessStatus& status, Time now);
+  Actions Fault(Incarnation inc, ExitReason reason, Time now);
   Actions TimerFired(TimerId id, Time now);
   CommandResult Command(internal::Pending::Kind kind, const std::string& name, Time now);
   CommandResult Shutdown(Time now);

@@ -69,6 +69,10 @@ class Supervision {
   Actions Ready(Incarnation inc, Time now);
   void Heartbeat(Incarnation inc, Time now);
   Actions Exited(Incarnation inc, const ProcessStatus& status, Time now);
+  // The runtime caught the process in a fault of its own (it corrupted a
+  // channel): it is killed, and its end is a failure with `reason`. Ignored
+  // for a process that is not starting or running, or already being killed.
+  Actions Fault(Incarnation inc, ExitReason reason, Time now);
   Actions TimerFired(TimerId id, Time now);
 
   // Operator control (SPEC section 7). None of these counts as a failure.

@@ -60,6 +60,11 @@ void Daemon::DoSpawn(const core::Spawn& s) {
     readiness.emplace(std::move(rp).value());
     req.fds.push_back({readiness->write_fd(), c.ready.fd});
   }
+  std::vector<platform::UniqueFd> channel_fds;  // ours; the child gets copies
+  auto channels = GrantChannels(s.name, c.ready.kind == spec::Readiness::Kind::kFd ? c.ready.fd : -1,
+                                &req, &channel_fds);
+  if (!channels) return fail(channels.error().message);
+  if (!channels->empty()) req.env.push_back("SLATE_CHANNELS=" + *channels);
   std::optional<platform::Cgroup> cgroup;
   if (cgroups_) {
     auto cg = cgroups_->CreateChild(fmt::format("{}.{}", s.name, s.incarnation));
@@ -72,6 +77,7 @@ void Daemon::DoSpawn(const core::Spawn& s) {
   }
 
   auto process = platform::Spawn(req);
+  channel_fds.clear();
   out->write.Reset();
   if (readiness) readiness->CloseWriteEnd();
   if (!process) return fail(process.error().message);

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "channel/channel_files.h"
 #include "core/supervision.h"
 #include "platform/cgroup.h"
 #include "platform/event_loop.h"
@@ -16,6 +17,7 @@
 #include "platform/pipe.h"
 #include "platform/process.h"
 #include "platform/signal_fd.h"
+#include "platform/spawn.h"
 #include "platform/timer_fd.h"
 #include "runtime/control.h"
 #include "runtime/journal.h"
@@ -41,6 +43,19 @@ class Daemon {
     platform::Process process;
     std::optional<platform::ReadinessPipe> readiness;
     std::optional<platform::Cgroup> cgroup;
+  };
+
+  // A channel as the runtime keeps it.
+  struct ChannelState {
+    const spec::Channel* spec = nullptr;
+    std::optional<channel::ChannelFiles> files;
+    bool repair_producer = false;  // its last process corrupted its file
+    bool repair_consumer = false;
+    std::optional<Time> last_check;  // of the last check a report caused
+  };
+  struct EndOf {
+    std::string channel;
+    channel::EndRole role;
   };
 
   // setup.cc
@@ -71,6 +86,20 @@ class Daemon {
   void OnReadiness(core::Incarnation inc);
   void OnNotify(const std::string& name);
 
+  // channels.cc
+  Result<std::monostate> OpenChannels();
+  // Adds the component's channel descriptors to `req` (never at `avoid_fd`)
+  // and returns SLATE_CHANNELS; `keep` holds our copies until the spawn.
+  Result<std::string> GrantChannels(const std::string& component, int avoid_fd,
+                                    platform::SpawnRequest* req,
+                                    std::vector<platform::UniqueFd>* keep);
+  // Called with the core's answer to a consumer's end, before it is carried out.
+  void ChargeConsumer(const std::string& component, core::Actions* actions);
+  void OnCorruptReport(const std::string& reporter, const std::string& channel_name);
+  void SetComponentDown(const std::string& component, bool down);
+  nlohmann::json ChannelsJson() const;
+  nlohmann::json HandleDlq(const nlohmann::json& request);
+
   // control.cc's handler, status.cc
   nlohmann::json Handle(const nlohmann::json& request);
   nlohmann::json StatusJson();
@@ -99,6 +128,8 @@ class Daemon {
   std::map<std::string, LogSink> logs_;
   std::map<std::string, std::unique_ptr<platform::NotifySocket>> notify_;
   std::map<std::string, std::string> status_text_;  // STATUS= per component
+  std::map<std::string, ChannelState> channels_;
+  std::map<std::string, std::vector<EndOf>> ends_;  // component -> its channel ends
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;

@@ -84,9 +84,12 @@ void Daemon::OnExit(core::Incarnation inc) {
   }
   by_pid_.erase(child.process.pid());
   if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
+  std::string name = child.name;
   children_.erase(it);
   RemoveDeadCgroups();
-  Feed(sup_.Exited(inc, ps, Now()));
+  core::Actions actions = sup_.Exited(inc, ps, Now());
+  ChargeConsumer(name, &actions);
+  Feed(std::move(actions));
 }
 
 void Daemon::OnOutput(int fd, const std::string& name) {
@@ -149,6 +152,10 @@ void Daemon::OnNotify(const std::string& name) {
       continue;
     }
     if (m.status) status_text_[name] = *m.status;
+    for (const std::string& var : m.other) {
+      // libslate found a channel's memory broken (SLATE_CORRUPT=CHANNEL).
+      if (var.starts_with("SLATE_CORRUPT=")) OnCorruptReport(name, var.substr(14));
+    }
     if (m.watchdog) sup_.Heartbeat(inc, Now());
     if (m.ready) Feed(sup_.Ready(inc, Now()));
   }

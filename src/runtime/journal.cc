@@ -119,6 +119,9 @@ Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanosecon
   if (e.restarts) j["restarts"] = *e.restarts;
   if (e.streak) j["streak"] = *e.streak;
   if (e.delay_ms) j["delay_ms"] = *e.delay_ms;
+  if (e.channel) j["channel"] = *e.channel;
+  if (e.msg_id) j["msg_id"] = *e.msg_id;
+  if (e.deliveries) j["deliveries"] = *e.deliveries;
   std::string line = j.dump();
   std::string out = line + "\n";
   // One write: O_APPEND makes it atomic with respect to readers, who see

@@ -100,6 +100,7 @@ Result<std::monostate> Daemon::Setup() {
   auto journal = Journal::Open((fs::path(system_->state_dir) / "events.jsonl").string());
   if (!journal) return journal.error();
   journal_.emplace(std::move(journal).value());
+  if (auto r = OpenChannels(); !r) return r;
 
   auto loop = platform::EventLoop::Create();
   if (!loop) return loop.error();
@@ -183,6 +184,7 @@ std::vector<std::string> Daemon::ComponentEnv(const std::string& name, const spe
   if (platform::NotifySocket* n = NotifyFor(name)) env.push_back("NOTIFY_SOCKET=" + n->path());
   env.push_back("SLATE_COMPONENT=" + name);
   env.push_back("SLATE_STATE_DIR=" + system_->state_dir);
+  // SLATE_CHANNELS is added by DoSpawn, with the descriptors.
   if (c.heartbeat) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(*c.heartbeat).count();
     env.push_back(fmt::format("WATCHDOG_USEC={}", us));

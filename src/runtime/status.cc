@@ -67,6 +67,7 @@ nlohmann::json Daemon::StatusJson() {
   s["uptime_ms"] = ms(now - started_);
   s["journal_seq"] = journal_->last_seq();
   s["nodes"] = std::move(nodes);
+  s["channels"] = ChannelsJson();
   return s;
 }
 
@@ -81,6 +82,7 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
     Feed(std::move(r.actions));
     return {{"ok", true}, {"message", r.message}};
   }
+  if (verb == "dlq") return HandleDlq(request);
   if (verb == "start" || verb == "stop" || verb == "restart") {
     if (name.empty()) return Error(fmt::format("{} needs a \"name\"", verb));
     core::CommandResult r = verb == "start"  ? sup_.StartChild(name, now)
@@ -88,6 +90,9 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
                                              : sup_.RestartChild(name, now);
     Feed(std::move(r.actions));
     if (!r.ok) return Error(r.message);
+    // Held down by the operator: a peer waiting on it hears so at once
+    // (SLATE_EPEERDOWN). Its next start clears the mark.
+    if (verb == "stop") SetComponentDown(name, true);
     return {{"ok", true}, {"message", r.message}};
   }
   if (verb == "kill") {
