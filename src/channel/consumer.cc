@@ -23,7 +23,11 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   s.write = Load64(regions->peer.data(), offset::kWrite);
   s.ack_after = s.ack;
   s.floor = Load64(regions->runtime.data(), offset::kFloor);
-  if (auto st = CheckIndices(s, regions->shape.capacity); !st) return st.error();
+  auto check = CheckIndices(s, regions->shape.capacity);
+  // The producer's garbage is not ours to die of: attach broken, and heal
+  // when the runtime has failed and repaired it (see Heal).
+  const bool producer_broke = !check && check.error().culprit == Culprit::kProducer;
+  if (!check && !producer_broke) return check.error();
 
   // Messages below the floor went to the dead-letter queue while no
   // consumer was attached; they count as consumed.
@@ -31,7 +35,7 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   Consumer c(std::move(*regions), options);
   c.ack_ = start;
   c.delivered_ = start;
-  c.write_seen_ = s.write;
+  c.write_seen_ = producer_broke ? start : s.write;
   std::byte* mine = c.r_.own.data();
   // delivered before ack, so that ack <= delivered holds at every instant
   // for a reader (the runtime) even if we die between the two stores.
@@ -42,12 +46,25 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   // The ack may have jumped to the floor: a producer asleep for space must look.
   Word32(mine, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
   internal::FutexWake(mine + offset::kAckSeq);
+  if (producer_broke) c.Break(check.error());
   return c;
 }
 
 ChannelError Consumer::Break(ChannelError e) {
   broken_ = e;
+  broken_peer_epoch_ = peer_epoch();
   return e;
+}
+
+bool Consumer::Heal() {
+  if (!broken_) return true;
+  // Broken by the producer's garbage: the runtime fails that producer and
+  // repairs its file before the next one attaches, so a new producer epoch
+  // means the positions can be trusted again.
+  if (broken_->culprit != Culprit::kProducer || peer_epoch() == broken_peer_epoch_) return false;
+  broken_.reset();
+  write_seen_ = delivered_;
+  return true;
 }
 
 ChannelStatus Consumer::CheckOwnRegion() {
@@ -106,7 +123,7 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
 
 ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
                                           std::chrono::nanoseconds timeout) {
-  if (broken_) return *broken_;
+  if (!Heal()) return *broken_;
   if (auto st = CheckOwnRegion(); !st) return st.error();
   if (auto st = WaitForData(Deadline::After(timeout)); !st) return st.error();
 
@@ -138,7 +155,7 @@ ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
 }
 
 ChannelStatus Consumer::Ack(std::uint64_t id) {
-  if (broken_) return *broken_;
+  if (!Heal()) return *broken_;
   if (auto st = CheckOwnRegion(); !st) return st;
   if (id < ack_) return Ok();
   if (id >= delivered_) {

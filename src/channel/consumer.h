@@ -21,14 +21,18 @@ struct Received {
 
 // Owns the descriptors it was attached with and its mappings; detaches on
 // destruction. Not thread-safe (single consumer by design). After any
-// kCorrupt the consumer is broken: every later call returns that error.
+// kCorrupt the consumer is broken: every later call returns that error; when
+// the producer was the culprit, until a new producer has attached (the
+// runtime repairs the file before starting it).
 class Consumer {
  public:
   // Maps and checks the regions, checks the positions it finds, and starts
   // delivery at the first unacknowledged message: ack becomes
   // max(ack, runtime's dead-letter floor) and "delivered" is reset to it,
   // so whatever a predecessor received but did not ack comes again, in
-  // order. Bumps the epoch. kBusy if another consumer is attached.
+  // order. Bumps the epoch. kBusy if another consumer is attached. Positions
+  // the producer broke do not fail the attach: the consumer starts broken
+  // (Receive returns that kCorrupt) and heals when a new producer attaches.
   static ChannelResult<Consumer> Attach(EndFds fds, AttachOptions options = {});
 
   Consumer(Consumer&&) noexcept = default;
@@ -70,6 +74,8 @@ class Consumer {
   ChannelStatus ReadWrite(std::uint64_t* write, std::memory_order order);
   ChannelStatus WaitForData(const internal::Deadline& deadline);
   ChannelError Break(ChannelError e);
+  // Clears a break the producer caused once a new producer has attached; false while broken.
+  bool Heal();
 
   internal::Regions r_;
   AttachOptions options_;
@@ -77,6 +83,7 @@ class Consumer {
   std::uint64_t delivered_ = kFirstId;   // our copy of the delivered position
   std::uint64_t write_seen_ = kFirstId;  // newest valid producer write index
   std::optional<ChannelError> broken_;
+  std::uint64_t broken_peer_epoch_ = 0;
 };
 
 }  // namespace slate::channel

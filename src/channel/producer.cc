@@ -24,11 +24,16 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
   s.write = Load64(own, offset::kWrite);
   s.ack_after = Load64(peer, offset::kAck);
   s.floor = Load64(regions->runtime.data(), offset::kFloor);
-  if (auto st = CheckIndices(s, regions->shape.capacity); !st) return st.error();
+  auto check = CheckIndices(s, regions->shape.capacity);
+  // The consumer's garbage is not ours to die of: attach broken, and heal
+  // when the runtime has failed and repaired it (see Heal).
+  const bool consumer_broke = !check && check.error().culprit == Culprit::kConsumer;
+  if (!check && !consumer_broke) return check.error();
 
   Producer p(std::move(*regions), options);
   p.write_ = s.write;
-  p.ack_seen_ = s.ack_after;
+  p.ack_seen_ = consumer_broke ? kFirstId : s.ack_after;
+  if (consumer_broke) p.Break(check.error());
   std::byte* mine = p.r_.own.data();
   // A predecessor killed while asleep leaves its flag up; it only costs the
   // consumer a spurious wake, but start clean.
@@ -39,7 +44,18 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
 
 ChannelError Producer::Break(ChannelError e) {
   broken_ = e;
+  broken_peer_epoch_ = peer_epoch();
   return e;
+}
+
+bool Producer::Heal() {
+  if (!broken_) return true;
+  // Broken by the consumer's garbage: once a repaired consumer has attached
+  // (a new epoch), its ack can be trusted again.
+  if (broken_->culprit != Culprit::kConsumer || peer_epoch() == broken_peer_epoch_) return false;
+  broken_.reset();
+  ack_seen_ = kFirstId;
+  return true;
 }
 
 ChannelStatus Producer::ReadAck(std::uint64_t* ack, std::memory_order order) {
@@ -91,7 +107,7 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
 
 ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
                                             std::chrono::nanoseconds timeout) {
-  if (broken_) return *broken_;
+  if (!Heal()) return *broken_;
   if (message.size() > r_.shape.max_message) {
     return MakeChannelError(Errc::kTooBig, fmt::format("{} bytes, max_message is {}",
                                                        message.size(), r_.shape.max_message));

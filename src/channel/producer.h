@@ -19,7 +19,9 @@ namespace slate::channel {
 // sends at a time (the channel is single-producer by design).
 //
 // After any kCorrupt the producer is broken: every later call returns the
-// same error. The runtime is expected to treat the culprit as failed.
+// same error. The runtime is expected to treat the culprit as failed. When
+// the culprit was the consumer, the break heals once a new consumer has
+// attached (the runtime repairs the file before starting it).
 class Producer {
  public:
   // Maps and checks the regions (see internal::MapRegions), then checks the
@@ -27,7 +29,9 @@ class Producer {
   // (a bad one is kCorrupt naming whoever the rules blame; after a crash of
   // this producer's predecessor that is usually "producer"). Resumes after
   // the last message the predecessor published, and bumps the epoch.
-  // kBusy if another producer is attached.
+  // kBusy if another producer is attached. An ack the consumer broke does not
+  // fail the attach: the producer starts broken and heals when a new
+  // consumer attaches.
   static ChannelResult<Producer> Attach(EndFds fds, AttachOptions options = {});
 
   Producer(Producer&&) noexcept = default;
@@ -71,12 +75,15 @@ class Producer {
   ChannelStatus WaitForSpace(const internal::Deadline& deadline);
   ChannelStatus ReadAck(std::uint64_t* ack, std::memory_order order);
   ChannelError Break(ChannelError e);
+  // Clears a break the consumer caused once a new consumer has attached; false while broken.
+  bool Heal();
 
   internal::Regions r_;
   AttachOptions options_;
   std::uint64_t write_ = kFirstId;     // our copy of the write index
   std::uint64_t ack_seen_ = kFirstId;  // newest valid consumer ack
   std::optional<ChannelError> broken_;
+  std::uint64_t broken_peer_epoch_ = 0;
 };
 
 }  // namespace slate::channel

@@ -121,7 +121,9 @@ void Daemon::ChargeConsumer(const std::string& component, core::Actions* actions
           charge.error().Describe());
       if (charge.error().code == channel::Errc::kCorrupt &&
           charge.error().culprit == channel::Culprit::kConsumer) {
-        st.repair_consumer = true;
+        st.repair_consumer = true;  // it is dead already: repair before its restart
+      } else {
+        blame_later_.emplace_back(end.channel, charge.error());  // after this Feed
       }
       continue;
     }
@@ -149,18 +151,27 @@ void Daemon::OnCorruptReport(const std::string& reporter, const std::string& cha
   st.last_check = now;
   auto check = st.files->Check();
   if (check) return;
-  const channel::ChannelError& e = check.error();
+  if (!Blame(channel_name, check.error())) {
+    Say("channel {}: check after a report by {}: {}", channel_name, reporter,
+        check.error().Describe());
+  }
+}
+
+bool Daemon::Blame(const std::string& channel_name, const channel::ChannelError& e) {
+  ChannelState& st = channels_.at(channel_name);
   if (e.code != channel::Errc::kCorrupt || (e.culprit != channel::Culprit::kProducer &&
                                             e.culprit != channel::Culprit::kConsumer)) {
-    Say("channel {}: check after a report by {}: {}", channel_name, reporter, e.Describe());
-    return;
+    return false;
   }
   const bool producer = e.culprit == channel::Culprit::kProducer;
   const std::string& culprit = producer ? st.spec->from : st.spec->to;
   (producer ? st.repair_producer : st.repair_consumer) = true;
   core::ExitReason reason{core::ExitReason::Kind::kSignal, 0, SIGKILL, false,
                           fmt::format("channel {}: {}", channel_name, e.Describe())};
-  Feed(sup_.Fault(sup_.IncarnationOf(culprit), std::move(reason), now));
+  // Already gone (it was the one that died): the repair before its next
+  // start is all there is to do.
+  Feed(sup_.Fault(sup_.IncarnationOf(culprit), std::move(reason), Now()));
+  return true;
 }
 
 void Daemon::SetComponentDown(const std::string& component, bool down) {

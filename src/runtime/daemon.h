@@ -96,6 +96,9 @@ class Daemon {
   // Called with the core's answer to a consumer's end, before it is carried out.
   void ChargeConsumer(const std::string& component, core::Actions* actions);
   void OnCorruptReport(const std::string& reporter, const std::string& channel_name);
+  // Fails the end a kCorrupt names and marks its file for repair; false if
+  // the error names no end.
+  bool Blame(const std::string& channel_name, const channel::ChannelError& e);
   void SetComponentDown(const std::string& component, bool down);
   nlohmann::json ChannelsJson() const;
   nlohmann::json HandleDlq(const nlohmann::json& request);
@@ -130,6 +133,7 @@ class Daemon {
   std::map<std::string, std::string> status_text_;  // STATUS= per component
   std::map<std::string, ChannelState> channels_;
   std::map<std::string, std::vector<EndOf>> ends_;  // component -> its channel ends
+  std::vector<std::pair<std::string, channel::ChannelError>> blame_later_;
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;

@@ -90,6 +90,7 @@ void Daemon::OnExit(core::Incarnation inc) {
   core::Actions actions = sup_.Exited(inc, ps, Now());
   ChargeConsumer(name, &actions);
   Feed(std::move(actions));
+  for (auto& [channel_name, error] : std::exchange(blame_later_, {})) Blame(channel_name, error);
 }
 
 void Daemon::OnOutput(int fd, const std::string& name) {

@@ -100,7 +100,6 @@ Result<std::monostate> Daemon::Setup() {
   auto journal = Journal::Open((fs::path(system_->state_dir) / "events.jsonl").string());
   if (!journal) return journal.error();
   journal_.emplace(std::move(journal).value());
-  if (auto r = OpenChannels(); !r) return r;
 
   auto loop = platform::EventLoop::Create();
   if (!loop) return loop.error();
@@ -120,6 +119,9 @@ Result<std::monostate> Daemon::Setup() {
   // Orphaned grandchildren come to us, not to init, so none is left behind.
   if (auto r = platform::SetChildSubreaper(); !r) return r;
   SetUpCgroups();
+  // After the stale cgroups are gone: no end of a dead runtime's system is
+  // still attached while the channels are checked and recovered.
+  if (auto r = OpenChannels(); !r) return r;
 
   auto control =
       ControlServer::Listen((fs::path(system_->state_dir) / "control.sock").string(), *loop_,

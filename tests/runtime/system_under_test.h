@@ -79,8 +79,13 @@ class SystemUnderTest {
   // `toml` may use {testee} for the testee's path; state_dir is set here.
   explicit SystemUnderTest(const std::string& toml) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           fmt::format("slate-it-{}-{}-{}", info->test_suite_name(), info->name(), ::getpid());
+    // Short enough for the sockets under it (108 bytes for a Unix socket path).
+    std::string test = fmt::format("{}-{}", info->test_suite_name(), info->name());
+    for (char& ch : test) {
+      if (ch == '/') ch = '-';
+    }
+    if (test.size() > 40) test = test.substr(0, 40);
+    dir_ = fs::temp_directory_path() / fmt::format("slate-it-{}-{}", test, ::getpid());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     file_ = (dir_ / "system.toml").string();

@@ -1,0 +1,368 @@
+// slate_peer: a libslate component for the integration tests, one mode per
+// behaviour a test needs. Every mode uses only what a component gets from
+// the runtime (environment and descriptors), through <slate/slate.hpp>,
+// except `scribble`, which misuses its own descriptors as a hostile
+// component would.
+//
+//   produce --count N [--size B] [--pace-us U]
+//       sends messages 1..N (payload: the id as 8 bytes, padded to B bytes),
+//       resuming after a restart from the channel's next id; then idles.
+//   consume --out FILE [--poison ID] [--slow-us U]
+//       appends each new id to FILE (8 bytes, O_APPEND) and acks it; ids at
+//       or below the last one in FILE are duplicates, counted and skipped
+//       (the dedupe that turns at-least-once into exactly-once). Checks that
+//       ids arrive in order and that the payload matches. Aborts on ID.
+//   scribble --after N --what write|slot [--once MARKER]
+//       produces N messages, then writes garbage over its own write index
+//       (write) or the next unconsumed slot (slot), and keeps sending.
+//   serve [--crash-before-reply K] [--crash-after-reply K] [--markers DIR] [--mute yes]
+//       answers each request with "re:" + request on channels req/rep and
+//       prints "served ID"; aborts at the K-th request of an incarnation
+//       before (or after) replying, once per marker in DIR; --mute: never answers.
+//   call --count N [--timeout-ms T]
+//       calls the server N times, checks each answer, prints a summary.
+//   call-once [--timeout-ms T]
+//       one call; prints the result code name and exits 0.
+//   grants
+//       prints its open descriptors and what opening ungranted ends gives.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <slate/slate.hpp>
+
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string Arg(int argc, char** argv, std::string_view name, std::string fallback = "") {
+  for (int i = 2; i + 1 < argc; ++i) {
+    if (name == argv[i]) return argv[i + 1];
+  }
+  return fallback;
+}
+
+long long Num(int argc, char** argv, std::string_view name, long long fallback) {
+  std::string v = Arg(argc, argv, name);
+  return v.empty() ? fallback : std::atoll(v.c_str());
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "peer: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void Init() {
+  if (auto st = slate::Init(); !st) Die(st.error().text);
+}
+
+[[noreturn]] void Idle() {
+  slate::Ready();
+  for (;;) {
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+}
+
+int Produce(int argc, char** argv) {
+  Init();
+  const auto count = static_cast<std::uint64_t>(Num(argc, argv, "--count", 1000));
+  const auto size = static_cast<std::size_t>(Num(argc, argv, "--size", 8));
+  const auto pace = Num(argc, argv, "--pace-us", 0);
+  auto tx = slate::Tx::Open(Arg(argc, argv, "--channel", "stream"));
+  if (!tx) Die(tx.error().text);
+  slate::Ready();
+  std::vector<std::byte> msg(std::max<std::size_t>(size, 8));
+  for (std::uint64_t id = tx->NextId(); id <= count; id = tx->NextId()) {
+    std::memcpy(msg.data(), &id, 8);
+    auto sent = tx->Send(msg, milliseconds(200));
+    slate::Heartbeat();
+    if (!sent) {
+      if (sent.code() == SLATE_EFULL || sent.code() == SLATE_EPEERDOWN) continue;
+      Die(sent.error().text);
+    }
+    if (*sent != id) Die("sent id " + std::to_string(*sent) + " expected " + std::to_string(id));
+    if (pace > 0) std::this_thread::sleep_for(std::chrono::microseconds(pace));
+  }
+  std::printf("produced up to %llu\n", static_cast<unsigned long long>(count));
+  std::fflush(stdout);
+  Idle();
+}
+
+// The last id in FILE: what this consumer's predecessors have processed.
+std::uint64_t LastRecorded(int fd) {
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 8) return 0;
+  std::uint64_t last = 0;
+  // A torn final record cannot happen (8-byte O_APPEND writes), but be safe.
+  off_t at = size - size % 8 - 8;
+  if (::pread(fd, &last, 8, at) != 8) Die("read the output file");
+  return last;
+}
+
+int Consume(int argc, char** argv) {
+  Init();
+  const std::string out = Arg(argc, argv, "--out");
+  const auto poison = static_cast<std::uint64_t>(Num(argc, argv, "--poison", 0));
+  const auto slow = Num(argc, argv, "--slow-us", 0);
+  int fd = ::open(out.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) Die("open " + out);
+  std::uint64_t last = LastRecorded(fd);
+  auto rx = slate::Rx::Open(Arg(argc, argv, "--channel", "stream"));
+  if (!rx) Die(rx.error().text);
+  slate::Ready();
+  std::vector<std::byte> buf(rx->MaxMessage());
+  std::uint64_t duplicates = 0;
+  std::uint64_t expected = 0;  // the id the next message must have, once known
+  for (;;) {
+    auto msg = rx->Receive(buf, milliseconds(100));
+    slate::Heartbeat();
+    if (!msg) {
+      if (msg.code() == SLATE_ETIMEDOUT || msg.code() == SLATE_EPEERDOWN) continue;
+      if (msg.code() == SLATE_ECORRUPT) {
+        // The producer broke the channel; the runtime fails and repairs it,
+        // and this end heals when its successor attaches.
+        std::this_thread::sleep_for(milliseconds(10));
+        continue;
+      }
+      Die(msg.error().text);
+    }
+    if (expected != 0 && msg->id != expected) {
+      Die("out of order: got " + std::to_string(msg->id) + " expected " + std::to_string(expected));
+    }
+    expected = msg->id + 1;
+    std::uint64_t payload = 0;
+    if (msg->size < 8) Die("short message");
+    std::memcpy(&payload, buf.data(), 8);
+    if (payload != msg->id) {
+      Die("message " + std::to_string(msg->id) + " carries " + std::to_string(payload));
+    }
+    if (msg->id == poison) std::abort();
+    if (msg->id <= last) {
+      ++duplicates;
+    } else {
+      if (msg->id != last + 1 && last != 0) {
+        // A gap is only allowed for dead-lettered messages; record it.
+        std::printf("gap: %llu after %llu\n", static_cast<unsigned long long>(msg->id),
+                    static_cast<unsigned long long>(last));
+      }
+      if (::write(fd, &msg->id, 8) != 8) Die("write the output file");
+      last = msg->id;
+    }
+    if (slow > 0) std::this_thread::sleep_for(std::chrono::microseconds(slow));
+    if (auto st = rx->Ack(msg->id); !st) Die(st.error().text);
+    if (duplicates > 0 && msg->id % 10000 == 0) {
+      std::printf("duplicates so far %llu\n", static_cast<unsigned long long>(duplicates));
+      std::fflush(stdout);
+    }
+  }
+}
+
+// The descriptors the runtime handed this process for `channel`.
+std::vector<int> EndFds(const std::string& channel) {
+  const char* env = std::getenv("SLATE_CHANNELS");
+  std::string text = env != nullptr ? env : "";
+  std::size_t at = text.find(channel + ":");
+  if (at == std::string::npos) Die("no " + channel + " in SLATE_CHANNELS");
+  std::vector<int> fds;
+  std::string rest = text.substr(at + channel.size() + 4);
+  for (int i = 0; i < 3; ++i) {
+    fds.push_back(std::atoi(rest.c_str()));
+    rest = rest.substr(rest.find_first_of(":,") == std::string::npos ? rest.size()
+                                                                     : rest.find_first_of(":,") + 1);
+  }
+  return fds;
+}
+
+int Scribble(int argc, char** argv) {
+  Init();
+  const auto after = static_cast<std::uint64_t>(Num(argc, argv, "--after", 10));
+  const std::string what = Arg(argc, argv, "--what", "write");
+  const std::string channel = Arg(argc, argv, "--channel", "stream");
+  const std::string once = Arg(argc, argv, "--once");
+  if (!once.empty() && ::access(once.c_str(), F_OK) == 0) {
+    // A successor: behave.
+    auto tx = slate::Tx::Open(channel);
+    if (!tx) Die(tx.error().text);
+    slate::Ready();
+    std::vector<std::byte> msg(8);
+    for (;;) {
+      std::uint64_t id = tx->NextId();
+      std::memcpy(msg.data(), &id, 8);
+      (void)tx->Send(msg, milliseconds(100));
+      slate::Heartbeat();
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+  if (!once.empty()) ::close(::open(once.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  // Map our own region before libslate takes the descriptors.
+  int own = EndFds(channel)[0];
+  struct stat sb{};
+  if (::fstat(own, &sb) != 0) Die("stat own region");
+  void* map =
+      ::mmap(nullptr, static_cast<std::size_t>(sb.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
+  if (map == MAP_FAILED) Die("mmap own region");
+  auto* base = static_cast<unsigned char*>(map);
+  std::uint64_t capacity = 0;
+  std::uint64_t slot_size = 0;
+  std::memcpy(&capacity, base + 24, 8);  // the region header (docs/channel-format.md)
+  std::memcpy(&slot_size, base + 40, 8);
+  auto tx = slate::Tx::Open(channel);
+  if (!tx) Die(tx.error().text);
+  slate::Ready();
+  std::vector<std::byte> msg(8);
+  for (std::uint64_t id = tx->NextId(); id <= after; id = tx->NextId()) {
+    std::memcpy(msg.data(), &id, 8);
+    if (!tx->Send(msg, milliseconds(200))) continue;
+  }
+  if (what == "write") {
+    const std::uint64_t garbage = 0x7fff'ffff'ffffULL;
+    std::memcpy(base + 64, &garbage, 8);  // the write index
+  } else {
+    // Publish a message whose slot claims an impossible length.
+    const std::uint64_t id = after + 1;
+    const std::uint32_t length = 0xffffffffU;
+    unsigned char* slot = base + 4096 + (id % capacity) * slot_size;
+    std::memcpy(slot, &id, 8);
+    std::memcpy(slot + 8, &length, 4);
+    const std::uint64_t write = id + 1;
+    __atomic_store_n(reinterpret_cast<std::uint64_t*>(base + 64), write, __ATOMIC_SEQ_CST);
+  }
+  std::printf("scribbled over %s\n", what.c_str());
+  std::fflush(stdout);
+  for (;;) {
+    std::uint64_t id = tx->NextId();
+    std::memcpy(msg.data(), &id, 8);
+    (void)tx->Send(msg, milliseconds(100));
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+int Serve(int argc, char** argv) {
+  Init();
+  // Each crash happens once in the system's life (a marker file beside the
+  // state records it), so that successors serve on.
+  const std::string markers = Arg(argc, argv, "--markers", ".");
+  auto first_time = [&](const std::string& what) {
+    std::string path = markers + "/crashed-" + what;
+    if (::access(path.c_str(), F_OK) == 0) return false;
+    ::close(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    return true;
+  };
+  const auto crash_before = Num(argc, argv, "--crash-before-reply", 0);
+  const auto crash_after = Num(argc, argv, "--crash-after-reply", 0);
+  const bool mute = Arg(argc, argv, "--mute") == "yes";
+  auto server = slate::Server::Open("req", "rep");
+  if (!server) Die(server.error().text);
+  slate::Ready();
+  std::vector<std::byte> buf(4096);
+  long long served = 0;
+  for (;;) {
+    auto req = server->Next(buf, milliseconds(100));
+    slate::Heartbeat();
+    if (!req) {
+      if (req.code() == SLATE_ETIMEDOUT || req.code() == SLATE_EPEERDOWN) continue;
+      Die(req.error().text);
+    }
+    ++served;
+    if (mute) continue;  // never answers, never acks
+    if (crash_before > 0 && served == crash_before && first_time("before")) std::abort();
+    std::string answer = "re:" + std::string(reinterpret_cast<const char*>(buf.data()), req->size);
+    auto st = server->Reply(req->id, std::as_bytes(std::span(answer.data(), answer.size())));
+    if (!st) Die(st.error().text);
+    std::printf("served %llu\n", static_cast<unsigned long long>(req->id));
+    std::fflush(stdout);
+    if (crash_after > 0 && served == crash_after && first_time("after")) std::abort();
+  }
+}
+
+int Call(int argc, char** argv) {
+  Init();
+  const auto count = Num(argc, argv, "--count", 100);
+  const auto timeout = milliseconds(Num(argc, argv, "--timeout-ms", 10000));
+  auto client = slate::Client::Open("req", "rep");
+  if (!client) Die(client.error().text);
+  slate::Ready();
+  std::vector<std::byte> reply(4096);
+  long long ok = 0;
+  for (long long i = 1; i <= count; ++i) {
+    std::string q = "q" + std::to_string(i);
+    auto n = client->Call(std::as_bytes(std::span(q.data(), q.size())), reply, timeout);
+    if (!n) Die("call " + std::to_string(i) + ": " + n.error().text);
+    std::string got(reinterpret_cast<const char*>(reply.data()), *n);
+    if (got != "re:" + q) Die("call " + std::to_string(i) + " answered '" + got + "'");
+    ++ok;
+  }
+  std::printf("calls answered: %lld of %lld\n", ok, count);
+  std::fflush(stdout);
+  Idle();
+}
+
+int CallOnce(int argc, char** argv) {
+  Init();
+  const auto timeout = milliseconds(Num(argc, argv, "--timeout-ms", 10000));
+  auto client = slate::Client::Open("req", "rep");
+  if (!client) Die(client.error().text);
+  slate::Ready();
+  std::vector<std::byte> reply(4096);
+  const auto start = std::chrono::steady_clock::now();
+  std::string q = "hello";
+  auto n = client->Call(std::as_bytes(std::span(q.data(), q.size())), reply, timeout);
+  const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  std::printf("call-once: %s after %lld ms\n", n ? "SLATE_OK" : slate_strerror(n.code()),
+              static_cast<long long>(ms.count()));
+  std::fflush(stdout);
+  Idle();
+}
+
+int Grants(int argc, char** argv) {
+  Init();
+  // Every descriptor and what it is, one per line.
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.' || std::atoi(e->d_name) == ::dirfd(d)) continue;
+      char target[512] = {};
+      std::string link = std::string("/proc/self/fd/") + e->d_name;
+      ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      std::printf("fd %s -> %s\n", e->d_name, n > 0 ? target : "?");
+    }
+    ::closedir(d);
+  }
+  for (int i = 2; i < argc; ++i) {
+    std::string name = argv[i];
+    auto tx = slate::Tx::Open(name);
+    std::printf("tx %s: %s\n", name.c_str(), tx ? "open" : slate_strerror(tx.error().code));
+    auto rx = slate::Rx::Open(name);
+    std::printf("rx %s: %s\n", name.c_str(), rx ? "open" : slate_strerror(rx.error().code));
+    if (!tx) std::printf("why: %s\n", tx.error().text.c_str());
+  }
+  std::fflush(stdout);
+  Idle();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string_view mode = argc > 1 ? argv[1] : "";
+  if (mode == "produce") return Produce(argc, argv);
+  if (mode == "consume") return Consume(argc, argv);
+  if (mode == "scribble") return Scribble(argc, argv);
+  if (mode == "serve") return Serve(argc, argv);
+  if (mode == "call") return Call(argc, argv);
+  if (mode == "call-once") return CallOnce(argc, argv);
+  if (mode == "grants") return Grants(argc, argv);
+  std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
+  return 2;
+}
