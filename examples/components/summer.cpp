@@ -5,12 +5,11 @@
 // A message received and not acked when this process dies comes again to
 // its successor, in order; here a restart starts the sum afresh (the state
 // store of issue 5 is where a sum that survives would live).
-#include <slate/slate.hpp>
-
 #include <array>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <slate/slate.hpp>
 #include <string_view>
 
 int main(int argc, char** argv) {

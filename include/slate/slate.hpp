@@ -2,10 +2,9 @@
 // <slate/slate.h>. No exceptions are thrown; every fallible call returns a
 // slate::Result (check it with `if (r)`, read r.value() or r.error()).
 //
-//   if (auto st = slate::Init(); !st) { std::fprintf(stderr, "%s\n", st.error().text.c_str()); return 1; }
-//   auto tx = slate::Tx::Open("samples");
-//   if (!tx) ...
-//   tx->Send(bytes, std::chrono::milliseconds(100));
+//   if (auto st = slate::Init(); !st) { std::fprintf(stderr, "%s\n", st.error().text.c_str());
+//   return 1; } auto tx = slate::Tx::Open("samples"); if (!tx) ... tx->Send(bytes,
+//   std::chrono::milliseconds(100));
 //
 // Tutorial and reference: docs/component-api.md.
 #ifndef SLATE_SLATE_HPP_
@@ -38,7 +37,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -60,7 +59,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }

@@ -358,8 +358,8 @@ void ChannelFiles::SetDown(EndRole end, bool down) {
 }
 
 bool ChannelFiles::IsDown(EndRole end) const {
-  return Load32(runtime_.data(), end == EndRole::kProducer ? offset::kProducerDown
-                                                           : offset::kConsumerDown) != 0;
+  return Load32(runtime_.data(),
+                end == EndRole::kProducer ? offset::kProducerDown : offset::kConsumerDown) != 0;
 }
 
 ChannelStatus ChannelFiles::Check() const {
@@ -378,7 +378,7 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
   std::vector<std::string> changes;
 
   const std::uint64_t size = producer ? ProducerFileSize(geometry_) : ConsumerFileSize();
-  struct stat sb{};
+  struct stat sb {};
   if (::fstat(fd, &sb) != 0) return SystemError(fmt::format("stat {}", file), errno);
   if (static_cast<std::uint64_t>(sb.st_size) != size) {
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {

@@ -79,9 +79,9 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
     if (auto st = ReadAck(&ack, std::memory_order_acquire); !st) return st;
     if (write_ - ack < capacity) return Ok();
     if (ConsumerDown()) {
-      return MakeChannelError(Errc::kPeerDown,
-                              fmt::format("the consumer is down and {} messages wait for it",
-                                          write_ - ack));
+      return MakeChannelError(
+          Errc::kPeerDown,
+          fmt::format("the consumer is down and {} messages wait for it", write_ - ack));
     }
     if (deadline.Passed()) {
       return MakeChannelError(Errc::kFull,

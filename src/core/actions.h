@@ -55,9 +55,9 @@ struct Event {
   std::optional<int> restarts;
   std::optional<int> streak;
   std::optional<std::int64_t> delay_ms;
-  std::optional<std::string> channel;           // message_dead_lettered
-  std::optional<std::uint64_t> msg_id;          // message_dead_lettered
-  std::optional<std::uint32_t> deliveries;      // message_dead_lettered
+  std::optional<std::string> channel;       // message_dead_lettered
+  std::optional<std::uint64_t> msg_id;      // message_dead_lettered
+  std::optional<std::uint32_t> deliveries;  // message_dead_lettered
 };
 
 // Start a process of `component` as incarnation `incarnation`. The runtime

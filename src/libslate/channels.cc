@@ -254,16 +254,16 @@ long slate_serve(slate_rx* requests, slate_tx* replies, void* buf, size_t cap, u
   }
 }
 
-int slate_reply(slate_rx* requests, slate_tx* replies, uint64_t req_id, const void* msg,
-                size_t len, int timeout_ms) {
+int slate_reply(slate_rx* requests, slate_tx* replies, uint64_t req_id, const void* msg, size_t len,
+                int timeout_ms) {
   if (requests == nullptr || replies == nullptr || (msg == nullptr && len > 0)) {
     return Fail(SLATE_EINVAL, "slate_reply: NULL end or message");
   }
   const std::size_t max = replies->producer.shape().max_message;
   if (len + slate::lib::kReplyHeader > max) {
-    return Fail(SLATE_ETOOBIG, fmt::format("slate_reply on {}: {} bytes, at most {} fit",
-                                           replies->channel, len,
-                                           max > slate::lib::kReplyHeader ? max - slate::lib::kReplyHeader : 0));
+    return Fail(SLATE_ETOOBIG,
+                fmt::format("slate_reply on {}: {} bytes, at most {} fit", replies->channel, len,
+                            max > slate::lib::kReplyHeader ? max - slate::lib::kReplyHeader : 0));
   }
   std::vector<std::byte> wire(slate::lib::kReplyHeader + len);
   std::memcpy(wire.data(), &req_id, sizeof req_id);

@@ -1,11 +1,5 @@
 // slate_init and the process-wide calls: what the runtime handed this
 // process, readiness, heartbeats and the per-thread error text.
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <fcntl.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
@@ -14,6 +8,12 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -179,8 +179,7 @@ const char* slate_last_error(void) {
 }
 
 int slate_init(void) {
-  std::call_once(slate::lib::init_once,
-                 [] { slate::lib::init_result = slate::lib::DoInit(); });
+  std::call_once(slate::lib::init_once, [] { slate::lib::init_result = slate::lib::DoInit(); });
   if (slate::lib::init_result != SLATE_OK && slate::lib::last_error.empty()) {
     slate::lib::last_error = "slate_init failed earlier in this process";
   }
@@ -208,7 +207,8 @@ void slate_heartbeat(void) {
 }
 
 int slate_await_activation(void) {
-  if (Attached() == nullptr) return slate::lib::Fail(SLATE_ENOTINIT, "slate_await_activation: call slate_init first");
+  if (Attached() == nullptr)
+    return slate::lib::Fail(SLATE_ENOTINIT, "slate_await_activation: call slate_init first");
   return SLATE_OK;
 }
 

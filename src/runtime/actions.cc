@@ -61,8 +61,8 @@ void Daemon::DoSpawn(const core::Spawn& s) {
     req.fds.push_back({readiness->write_fd(), c.ready.fd});
   }
   std::vector<platform::UniqueFd> channel_fds;  // ours; the child gets copies
-  auto channels = GrantChannels(s.name, c.ready.kind == spec::Readiness::Kind::kFd ? c.ready.fd : -1,
-                                &req, &channel_fds);
+  auto channels = GrantChannels(
+      s.name, c.ready.kind == spec::Readiness::Kind::kFd ? c.ready.fd : -1, &req, &channel_fds);
   if (!channels) return fail(channels.error().message);
   if (!channels->empty()) req.env.push_back("SLATE_CHANNELS=" + *channels);
   std::optional<platform::Cgroup> cgroup;

@@ -117,8 +117,7 @@ void Daemon::ChargeConsumer(const std::string& component, core::Actions* actions
     ChannelState& st = channels_.at(end.channel);
     auto charge = st.files->OnConsumerCrashed();
     if (!charge) {
-      Say("channel {}: charging the consumer's crash: {}", end.channel,
-          charge.error().Describe());
+      Say("channel {}: charging the consumer's crash: {}", end.channel, charge.error().Describe());
       if (charge.error().code == channel::Errc::kCorrupt &&
           charge.error().culprit == channel::Culprit::kConsumer) {
         st.repair_consumer = true;  // it is dead already: repair before its restart
@@ -159,8 +158,8 @@ void Daemon::OnCorruptReport(const std::string& reporter, const std::string& cha
 
 bool Daemon::Blame(const std::string& channel_name, const channel::ChannelError& e) {
   ChannelState& st = channels_.at(channel_name);
-  if (e.code != channel::Errc::kCorrupt || (e.culprit != channel::Culprit::kProducer &&
-                                            e.culprit != channel::Culprit::kConsumer)) {
+  if (e.code != channel::Errc::kCorrupt ||
+      (e.culprit != channel::Culprit::kProducer && e.culprit != channel::Culprit::kConsumer)) {
     return false;
   }
   const bool producer = e.culprit == channel::Culprit::kProducer;
@@ -217,8 +216,8 @@ nlohmann::json Daemon::HandleDlq(const nlohmann::json& request) {
   if (it == channels_.end()) {
     std::string known;
     for (const auto& [n, st] : channels_) known += (known.empty() ? "" : ", ") + n;
-    return fail(fmt::format("no channel '{}' (channels: {})", name,
-                            known.empty() ? "none" : known));
+    return fail(
+        fmt::format("no channel '{}' (channels: {})", name, known.empty() ? "none" : known));
   }
   channel::ChannelFiles& files = *it->second.files;
   std::string action = request.value("action", "list");
@@ -250,14 +249,14 @@ nlohmann::json Daemon::HandleDlq(const nlohmann::json& request) {
       if (!r) {
         std::string why = r.error().Describe();
         if (r.error().code == channel::Errc::kBusy) {
-          why = fmt::format("the producer ({}) is running; stop it first (`slate stop {}`), "
-                            "requeue, then start it",
-                            it->second.spec->from, it->second.spec->from);
+          why = fmt::format(
+              "the producer ({}) is running; stop it first (`slate stop {}`), "
+              "requeue, then start it",
+              it->second.spec->from, it->second.spec->from);
         }
-        return fail(fmt::format("requeue of {} on {}: {}{}", id, name, why,
-                                new_ids.empty() ? ""
-                                                : fmt::format(" ({} requeued before it)",
-                                                              new_ids.size())));
+        return fail(fmt::format(
+            "requeue of {} on {}: {}{}", id, name, why,
+            new_ids.empty() ? "" : fmt::format(" ({} requeued before it)", new_ids.size())));
       }
       new_ids.push_back(*r);
     }

@@ -2,12 +2,12 @@
 // <slate/slate.hpp> (tests/libslate/peer.cc) run under `slate run`, and the
 // tests assert on what a user sees — the journal, `slate status --json`,
 // the components' logs — and on the consumer's output file.
+#include <random>
+#include <sstream>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <random>
-#include <sstream>
 
 #include <gmock/gmock.h>
 
@@ -35,7 +35,7 @@ std::vector<std::uint64_t> Recorded(const std::string& path) {
 }
 
 std::size_t RecordedCount(const std::string& path) {
-  struct stat sb{};
+  struct stat sb {};
   if (::stat(path.c_str(), &sb) != 0) return 0;
   return static_cast<std::size_t>(sb.st_size) / 8;
 }
@@ -86,8 +86,7 @@ to = "d"
 )"));
   sut.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return ReadLog(sut, "c").find("why:") != std::string::npos; },
-      milliseconds(5000)));
+      [&] { return ReadLog(sut, "c").find("why:") != std::string::npos; }, milliseconds(5000)));
   std::string log = ReadLog(sut, "c");
   // Its descriptors: 0-2 (/dev/null, the output pipe), libslate's socket to
   // the runtime, and the three files of its one end. Nothing of the other
@@ -161,8 +160,8 @@ max_deliveries = 1000
       if (r.code == 0) ++kills[v <= 5 ? 1 : 0];
     }
   }
-  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= total; },
-                                         milliseconds(60000)))
+  ASSERT_TRUE(
+      SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= total; }, milliseconds(60000)))
       << RecordedCount(out) << " of " << total << " recorded\n"
       << sut.RunLog();
   std::vector<std::uint64_t> ids = Recorded(out);
@@ -198,8 +197,8 @@ max_deliveries = 3
   const std::string out = sut.dir() + "/consumer.out";
   sut.StartReady();
   ASSERT_TRUE(sut.WaitEvent("message_dead_lettered", "consumer")) << sut.RunLog();
-  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= 49; },
-                                         milliseconds(10000)));
+  ASSERT_TRUE(
+      SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= 49; }, milliseconds(10000)));
   Json e = sut.Events("message_dead_lettered").at(0);
   EXPECT_EQ(e["channel"], "stream");
   EXPECT_EQ(e["msg_id"], 20);
@@ -244,8 +243,8 @@ max_message = "8B"
   EXPECT_THAT(e["reason"].value("detail", ""),
               ::testing::HasSubstr("channel stream: corrupt (producer)"));
   // The stream goes on with the successor; the consumer never failed.
-  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= 40; },
-                                         milliseconds(10000)))
+  ASSERT_TRUE(
+      SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= 40; }, milliseconds(10000)))
       << sut.RunLog();
   EXPECT_TRUE(sut.Events("child_exited", "consumer").empty());
   std::vector<std::uint64_t> ids = Recorded(out);

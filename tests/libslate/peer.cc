@@ -25,22 +25,21 @@
 //       one call; prints the result code name and exits 0.
 //   grants
 //       prints its open descriptors and what opening ungranted ends gives.
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <slate/slate.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include <slate/slate.hpp>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -179,8 +178,8 @@ std::vector<int> EndFds(const std::string& channel) {
   std::string rest = text.substr(at + channel.size() + 4);
   for (int i = 0; i < 3; ++i) {
     fds.push_back(std::atoi(rest.c_str()));
-    rest = rest.substr(rest.find_first_of(":,") == std::string::npos ? rest.size()
-                                                                     : rest.find_first_of(":,") + 1);
+    rest = rest.substr(
+        rest.find_first_of(":,") == std::string::npos ? rest.size() : rest.find_first_of(":,") + 1);
   }
   return fds;
 }
@@ -208,10 +207,10 @@ int Scribble(int argc, char** argv) {
   if (!once.empty()) ::close(::open(once.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
   // Map our own region before libslate takes the descriptors.
   int own = EndFds(channel)[0];
-  struct stat sb{};
+  struct stat sb {};
   if (::fstat(own, &sb) != 0) Die("stat own region");
-  void* map =
-      ::mmap(nullptr, static_cast<std::size_t>(sb.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
+  void* map = ::mmap(nullptr, static_cast<std::size_t>(sb.st_size), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, own, 0);
   if (map == MAP_FAILED) Die("mmap own region");
   auto* base = static_cast<unsigned char*>(map);
   std::uint64_t capacity = 0;
@@ -320,7 +319,8 @@ int CallOnce(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   std::string q = "hello";
   auto n = client->Call(std::as_bytes(std::span(q.data(), q.size())), reply, timeout);
-  const auto ms = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+  const auto ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
   std::printf("call-once: %s after %lld ms\n", n ? "SLATE_OK" : slate_strerror(n.code()),
               static_cast<long long>(ms.count()));
   std::fflush(stdout);
