@@ -49,6 +49,10 @@ extern "C" {
 #define SLATE_ECORRUPT (-10)   /* the channel's memory broke its rules; the runtime was told */
 #define SLATE_EPEERDOWN (-11)  /* the other end's component is down for good */
 #define SLATE_ESYSTEM (-12)    /* a system call failed (slate_last_error has errno's text) */
+#define SLATE_ENOTFOUND (-13)  /* state: no such key */
+#define SLATE_ENOSTATE (-14)   /* state: the system file gives this component no state */
+#define SLATE_ENOSPC (-15)     /* state: the store is full (state.size) or the transaction too big */
+#define SLATE_ETXN (-16)       /* state: the transaction failed earlier, or one is already open */
 
 /* "SLATE_EFULL: queue full", ... ; "unknown error" for other values. */
 SLATE_API const char *slate_strerror(int code);
@@ -57,6 +61,9 @@ SLATE_API const char *slate_strerror(int code);
  * "slate_tx_open(\"results\"): this component is granted no such end;
  * it may send on: samples". Never NULL; "" before any failure. */
 SLATE_API const char *slate_last_error(void);
+/* The SLATE_E* code of the calling thread's last failing call (SLATE_OK
+ * before any), for calls that return a pointer. */
+SLATE_API int slate_last_error_code(void);
 
 /* Attaches to the runtime: reads what it was handed (SLATE_COMPONENT,
  * NOTIFY_SOCKET, WATCHDOG_USEC, SLATE_CHANNELS) and checks it. Call once,
@@ -155,6 +162,41 @@ SLATE_API long slate_serve(slate_rx *requests, slate_tx *replies, void *buf, siz
 /* Server: sends the reply to req_id, then acks the request. */
 SLATE_API int slate_reply(slate_rx *requests, slate_tx *replies, uint64_t req_id,
                           const void *msg, size_t len, int timeout_ms);
+
+/* State. -------------------------------------------------------------- */
+
+/* The component's own store ([component.X] state = {...}): LMDB under
+ * state_dir/state/X, opened on first use. A committed change survives
+ * kill -9 of this process and of the runtime; an uncommitted one vanishes.
+ * Keys are NUL-terminated strings of 1..511 bytes; values any bytes.
+ * SLATE_ENOSTATE if the system file gives the component no state. One
+ * thread at a time per process uses the state calls (they share one store
+ * handle); a transaction belongs to the thread that began it. */
+
+/* Each is its own transaction. */
+SLATE_API int slate_state_put(const char *key, const void *val, size_t len);
+/* Copies up to cap bytes of the value and returns its full length (more
+ * than cap means it was cut short); SLATE_ENOTFOUND if there is no such key. */
+SLATE_API long slate_state_get(const char *key, void *buf, size_t cap);
+/* SLATE_ENOTFOUND if there was no such key. */
+SLATE_API int slate_state_del(const char *key);
+
+/* Calls fn for each key starting with prefix, in key order, on one
+ * snapshot; fn returns 0 to go on, anything else to stop. */
+typedef int (*slate_visit_fn)(const char *key, size_t key_len, const void *val, size_t val_len,
+                              void *arg);
+SLATE_API int slate_state_foreach(const char *prefix, slate_visit_fn fn, void *arg);
+
+/* A write transaction: all of its changes are committed together or not at
+ * all. One at a time per process (SLATE_ETXN for a second). Commit and abort
+ * free it. */
+typedef struct slate_txn slate_txn;
+SLATE_API slate_txn *slate_txn_begin(void); /* NULL: see slate_last_error */
+SLATE_API int slate_txn_put(slate_txn *txn, const char *key, const void *val, size_t len);
+SLATE_API long slate_txn_get(slate_txn *txn, const char *key, void *buf, size_t cap);
+SLATE_API int slate_txn_del(slate_txn *txn, const char *key);
+SLATE_API int slate_txn_commit(slate_txn *txn);
+SLATE_API void slate_txn_abort(slate_txn *txn);
 
 #ifdef __cplusplus
 }

@@ -115,7 +115,7 @@ class Tx {
  public:
   static Result<Tx> Open(const std::string& channel) {
     slate_tx* tx = slate_tx_open(channel.c_str());
-    if (tx == nullptr) return Error::Last(SLATE_ENOCHANNEL);
+    if (tx == nullptr) return Error::Last(slate_last_error_code());
     return Tx(tx);
   }
   Tx(Tx&& o) noexcept : tx_(std::exchange(o.tx_, nullptr)) {}
@@ -157,7 +157,7 @@ class Rx {
  public:
   static Result<Rx> Open(const std::string& channel) {
     slate_rx* rx = slate_rx_open(channel.c_str());
-    if (rx == nullptr) return Error::Last(SLATE_ENOCHANNEL);
+    if (rx == nullptr) return Error::Last(slate_last_error_code());
     return Rx(rx);
   }
   Rx(Rx&& o) noexcept : rx_(std::exchange(o.rx_, nullptr)) {}
@@ -245,6 +245,91 @@ class Server {
  private:
   Rx requests_;
   Tx replies_;
+};
+
+// The component's state store (see slate.h). Each call of State is its own
+// transaction; Txn groups changes that commit together.
+class State {
+ public:
+  static Result<void> Put(std::string_view key, std::string_view value) {
+    return detail::Status(slate_state_put(std::string(key).c_str(), value.data(), value.size()));
+  }
+  // The value, or an Error with code SLATE_ENOTFOUND.
+  static Result<std::string> Get(std::string_view key) {
+    std::string k(key);
+    std::string value(64, '\0');
+    for (;;) {
+      long n = slate_state_get(k.c_str(), value.data(), value.size());
+      if (n < 0) return Error::Last(static_cast<int>(n));
+      if (static_cast<std::size_t>(n) <= value.size()) {
+        value.resize(static_cast<std::size_t>(n));
+        return value;
+      }
+      value.resize(static_cast<std::size_t>(n));  // it grew meanwhile: read again
+    }
+  }
+  static Result<void> Del(std::string_view key) {
+    return detail::Status(slate_state_del(std::string(key).c_str()));
+  }
+  // Calls visit(key, value) for each key with `prefix`, in key order, on one
+  // snapshot; visit returns false to stop.
+  template <typename Visit>
+  static Result<void> ForEach(std::string_view prefix, Visit visit) {
+    auto trampoline = [](const char* k, std::size_t kl, const void* v, std::size_t vl,
+                         void* arg) -> int {
+      Visit& f = *static_cast<Visit*>(arg);
+      return f(std::string_view(k, kl), std::string_view(static_cast<const char*>(v), vl)) ? 0 : 1;
+    };
+    return detail::Status(slate_state_foreach(std::string(prefix).c_str(), trampoline, &visit));
+  }
+};
+
+// A write transaction; aborted on destruction unless committed.
+class Txn {
+ public:
+  static Result<Txn> Begin() {
+    slate_txn* t = slate_txn_begin();
+    if (t == nullptr) return Error{slate_last_error_code(), slate_last_error()};
+    return Txn(t);
+  }
+  Txn(Txn&& o) noexcept : t_(std::exchange(o.t_, nullptr)) {}
+  Txn& operator=(Txn&& o) noexcept {
+    if (this != &o) {
+      slate_txn_abort(t_);
+      t_ = std::exchange(o.t_, nullptr);
+    }
+    return *this;
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  ~Txn() { slate_txn_abort(t_); }
+
+  Result<void> Put(std::string_view key, std::string_view value) {
+    return detail::Status(slate_txn_put(t_, std::string(key).c_str(), value.data(), value.size()));
+  }
+  Result<std::string> Get(std::string_view key) {
+    std::string k(key);
+    std::string value(64, '\0');
+    long n = slate_txn_get(t_, k.c_str(), value.data(), value.size());
+    if (n < 0) return Error::Last(static_cast<int>(n));
+    if (static_cast<std::size_t>(n) > value.size()) {
+      value.resize(static_cast<std::size_t>(n));
+      n = slate_txn_get(t_, k.c_str(), value.data(), value.size());
+      if (n < 0) return Error::Last(static_cast<int>(n));
+    }
+    value.resize(static_cast<std::size_t>(n));
+    return value;
+  }
+  Result<void> Del(std::string_view key) {
+    return detail::Status(slate_txn_del(t_, std::string(key).c_str()));
+  }
+  // Ends the transaction either way.
+  Result<void> Commit() { return detail::Status(slate_txn_commit(std::exchange(t_, nullptr))); }
+  void Abort() { slate_txn_abort(std::exchange(t_, nullptr)); }
+
+ private:
+  explicit Txn(slate_txn* t) : t_(t) {}
+  slate_txn* t_;
 };
 
 }  // namespace slate

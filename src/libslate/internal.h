@@ -31,6 +31,10 @@ struct Process {
   std::string notify_path;  // "" when the runtime gave no socket
   std::int64_t watchdog_ns = 0;
   std::vector<GrantedEnd> ends;
+  // SLATE_STORE="DIR:SIZE:process|power"; empty dir when it has no state.
+  std::string store_dir;
+  std::uint64_t store_size = 0;
+  bool store_power = false;
 };
 
 // nullptr until slate_init succeeded.
@@ -39,6 +43,8 @@ Process* Attached();
 // Records the failure for slate_last_error and returns `code`.
 int Fail(int code, std::string message);
 int FailChannel(std::string_view what, const channel::ChannelError& e);
+// The code of the calling thread's last Fail.
+int LastCode();
 
 // Sends one sd_notify datagram ("READY=1", ...) to the runtime; false if it
 // could not be sent (no socket).

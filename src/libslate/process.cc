@@ -23,6 +23,7 @@ namespace slate::lib {
 namespace {
 
 thread_local std::string last_error;
+thread_local int last_code = SLATE_OK;
 
 std::once_flag init_once;
 int init_result = SLATE_ENOTINIT;
@@ -94,6 +95,25 @@ int DoInit() {
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), us);
     if (ec == std::errc() && ptr == s.data() + s.size() && us > 0) p->watchdog_ns = us * 1000;
   }
+  if (const char* st = std::getenv("SLATE_STORE")) {
+    // DIR:SIZE:DURABILITY, split from the right (DIR may hold ':').
+    std::string_view v = st;
+    std::size_t c2 = v.rfind(':');
+    std::size_t c1 =
+        c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : v.rfind(':', c2 - 1);
+    std::uint64_t size = 0;
+    std::string_view size_text =
+        c1 == std::string_view::npos ? std::string_view{} : v.substr(c1 + 1, c2 - c1 - 1);
+    auto [ptr, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+    std::string_view durability = c2 == std::string_view::npos ? "" : v.substr(c2 + 1);
+    if (c1 == std::string_view::npos || ec != std::errc() || size == 0 ||
+        (durability != "process" && durability != "power")) {
+      return Fail(SLATE_ENOTRUNTIME, fmt::format("slate_init: SLATE_STORE '{}' is malformed", v));
+    }
+    p->store_dir = std::string(v.substr(0, c1));
+    p->store_size = size;
+    p->store_power = durability == "power";
+  }
   if (const char* ch = std::getenv("SLATE_CHANNELS")) {
     if (int rc = ParseChannels(ch, &p->ends); rc != SLATE_OK) return rc;
   }
@@ -115,7 +135,12 @@ Process* Attached() {
 
 int Fail(int code, std::string message) {
   last_error = std::move(message);
+  last_code = code;
   return code;
+}
+
+int LastCode() {
+  return last_code;
 }
 
 int FailChannel(std::string_view what, const channel::ChannelError& e) {
@@ -170,12 +195,20 @@ const char* slate_strerror(int code) {
     case SLATE_ECORRUPT: return "SLATE_ECORRUPT: channel memory corrupt";
     case SLATE_EPEERDOWN: return "SLATE_EPEERDOWN: the peer is down";
     case SLATE_ESYSTEM: return "SLATE_ESYSTEM: system error";
+    case SLATE_ENOTFOUND: return "SLATE_ENOTFOUND: no such key";
+    case SLATE_ENOSTATE: return "SLATE_ENOSTATE: this component has no state";
+    case SLATE_ENOSPC: return "SLATE_ENOSPC: the store is full";
+    case SLATE_ETXN: return "SLATE_ETXN: transaction failed or already open";
     default: return "unknown error";
   }
 }
 
 const char* slate_last_error(void) {
   return slate::lib::last_error.c_str();
+}
+
+int slate_last_error_code(void) {
+  return slate::lib::last_code;
 }
 
 int slate_init(void) {

@@ -61,6 +61,7 @@ class Daemon {
   // setup.cc
   Result<std::monostate> Setup();
   Result<std::monostate> PrepareStateDir();
+  std::string StoreDir(const std::string& component) const;  // state_dir/state/NAME
   void SetUpCgroups();
   void RemoveStaleCgroups(const std::string& parent);
   std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);

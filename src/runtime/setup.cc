@@ -35,15 +35,20 @@ Time Daemon::Now() const {
   return platform::MonotonicNow();
 }
 
+std::string Daemon::StoreDir(const std::string& component) const {
+  return (fs::path(system_->state_dir) / "state" / component).string();
+}
+
 Result<std::monostate> Daemon::PrepareStateDir() {
   std::error_code ec;
-  for (const char* sub : {"", "logs", "run"}) {
+  for (const char* sub : {"", "logs", "run", "state"}) {
     fs::path p = fs::path(system_->state_dir) / sub;
     fs::create_directories(p, ec);
     if (ec) return MakeError(fmt::format("cannot create {}: {}", p.string(), ec.message()));
   }
   // Notify sockets live in run/: only we (and root) may reach them.
   ::chmod((fs::path(system_->state_dir) / "run").c_str(), 0700);
+  ::chmod((fs::path(system_->state_dir) / "state").c_str(), 0700);
   return std::monostate{};
 }
 
@@ -187,6 +192,10 @@ std::vector<std::string> Daemon::ComponentEnv(const std::string& name, const spe
   env.push_back("SLATE_COMPONENT=" + name);
   env.push_back("SLATE_STATE_DIR=" + system_->state_dir);
   // SLATE_CHANNELS is added by DoSpawn, with the descriptors.
+  if (c.state) {
+    env.push_back(fmt::format("SLATE_STORE={}:{}:{}", StoreDir(c.name), c.state->size,
+                              spec::ToString(c.state->durability)));
+  }
   if (c.heartbeat) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(*c.heartbeat).count();
     env.push_back(fmt::format("WATCHDOG_USEC={}", us));

@@ -23,6 +23,9 @@
 //       calls the server N times, checks each answer, prints a summary.
 //   call-once [--timeout-ms T]
 //       one call; prints the result code name and exits 0.
+//   count --out FILE [--pace-us U]
+//       increments n in the state store, one transaction per turn, and
+//       appends each committed value to FILE.
 //   grants
 //       prints its open descriptors and what opening ungranted ends gives.
 #include <chrono>
@@ -327,6 +330,42 @@ int CallOnce(int argc, char** argv) {
   Idle();
 }
 
+// A counter in the state store: each turn one transaction reads n, writes
+// n + 1 and a record log/<n+1> = pid; after the commit, n + 1 is appended to
+// FILE. So FILE never holds a value the store did not commit, and the store
+// holds one log record per increment.
+int Count(int argc, char** argv) {
+  Init();
+  const std::string out = Arg(argc, argv, "--out");
+  const auto pace = Num(argc, argv, "--pace-us", 0);
+  int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) Die("open " + out);
+  slate::Ready();
+  for (;;) {
+    auto txn = slate::Txn::Begin();
+    if (!txn) Die(txn.error().text);
+    std::uint64_t n = 0;
+    if (auto v = txn->Get("n"); v) {
+      if (v->size() != 8) Die("n has " + std::to_string(v->size()) + " bytes");
+      std::memcpy(&n, v->data(), 8);
+    } else if (v.code() != SLATE_ENOTFOUND) {
+      Die(v.error().text);
+    }
+    ++n;
+    char key[32];
+    std::snprintf(key, sizeof key, "log/%012llu", static_cast<unsigned long long>(n));
+    std::string pid = std::to_string(::getpid());
+    if (auto st = txn->Put("n", std::string_view(reinterpret_cast<const char*>(&n), 8)); !st) {
+      Die(st.error().text);
+    }
+    if (auto st = txn->Put(key, pid); !st) Die(st.error().text);
+    if (auto st = txn->Commit(); !st) Die(st.error().text);
+    if (::write(fd, &n, 8) != 8) Die("write " + out);
+    slate::Heartbeat();
+    if (pace > 0) std::this_thread::sleep_for(std::chrono::microseconds(pace));
+  }
+}
+
 int Grants(int argc, char** argv) {
   Init();
   // Every descriptor and what it is, one per line.
@@ -363,6 +402,7 @@ int main(int argc, char** argv) {
   if (mode == "call") return Call(argc, argv);
   if (mode == "call-once") return CallOnce(argc, argv);
   if (mode == "grants") return Grants(argc, argv);
+  if (mode == "count") return Count(argc, argv);
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }
