@@ -55,6 +55,12 @@ struct Event {
   std::optional<int> restarts;
   std::optional<int> streak;
   std::optional<std::int64_t> delay_ms;
+  std::optional<std::string> step;          // persistent_failure_step: the ladder step
+  std::optional<std::string> detail;        // what a step or hook found
+  std::optional<std::uint64_t> checkpoint;  // state_checkpointed, state_rolled_back
+  std::optional<std::uint64_t> bytes;       // state_checkpointed
+  std::optional<std::string> device;        // device_reset
+  std::optional<bool> ok;                   // device_reset
   std::optional<std::string> channel;       // message_dead_lettered
   std::optional<std::uint64_t> msg_id;      // message_dead_lettered
   std::optional<std::uint32_t> deliveries;  // message_dead_lettered
@@ -66,6 +72,20 @@ struct Spawn {
   Incarnation incarnation;
   std::string name;  // instance name, e.g. "worker@2"
   const spec::Component* component;
+};
+
+// Apply a step of a component's ladder (SPEC section 6) that needs the
+// runtime: rollback_state, reset_state, sanitize_state, revert_image,
+// reinstall_image, reset_device. The component is down meanwhile. The runtime
+// answers Supervision::StepDone(token) when it is done (whatever the
+// outcome: a step that cannot be applied is reported in its own event), and
+// the child is restarted then.
+struct ApplyStep {
+  std::uint64_t token;
+  std::string name;
+  const spec::Component* component;
+  spec::LadderStep step;
+  Time streak_began;  // monotonic: when the failures this step answers began
 };
 
 // Send `signal` to the whole process tree of `incarnation`.
@@ -96,7 +116,7 @@ struct Finish {
   std::string message;
 };
 
-using Action = std::variant<Spawn, Kill, StartTimer, CancelTimer, Emit, Finish>;
+using Action = std::variant<Spawn, Kill, StartTimer, CancelTimer, Emit, Finish, ApplyStep>;
 using Actions = std::vector<Action>;
 
 }  // namespace slate::core

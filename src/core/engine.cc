@@ -194,6 +194,10 @@ Actions Supervision::Engine::Fault(Incarnation inc, ExitReason reason, Time now)
   return Take();
 }
 
+Actions Supervision::StepDone(std::uint64_t token, Time now) {
+  return engine_->StepDone(token, now);
+}
+
 Actions Supervision::Engine::TimerFired(TimerId id, Time now) {
   now_ = now;
   auto it = timers_.find(id);
@@ -248,7 +252,12 @@ Actions Supervision::Engine::TimerFired(TimerId id, Time now) {
       }
       break;
     }
-    case TimerKind::kHealthy: n.streak = 0; break;
+    case TimerKind::kHealthy:
+      // Healthy long enough: the episode is over, the ladder rewinds.
+      n.streak = 0;
+      n.next_step = 0;
+      n.streak_began.reset();
+      break;
     case TimerKind::kRetry:
       if (n.state == State::kRestarting) {
         Node& s = Parent(n);

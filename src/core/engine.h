@@ -26,6 +26,7 @@ class Supervision::Engine {
   void Heartbeat(Incarnation inc, Time now);
   Actions Exited(Incarnation inc, const ProcessStatus& status, Time now);
   Actions Fault(Incarnation inc, ExitReason reason, Time now);
+  Actions StepDone(std::uint64_t token, Time now);
   Actions TimerFired(TimerId id, Time now);
   CommandResult Command(internal::Pending::Kind kind, const std::string& name, Time now);
   CommandResult Shutdown(Time now);
@@ -78,6 +79,11 @@ class Supervision::Engine {
   void ChildStartFailed(Node& s, Node& c, const ExitReason& reason);
   void ChildEnded(Node& s, Node& c, const ExitReason& reason);
   void HandleEnd(Node& s, Node& c, const ExitReason& reason);
+  // A failure that will restart `c`: the ladder first, then Restart.
+  void Fail(Node& s, Node& c, bool yield);
+  // True if a step was taken instead of restarting now.
+  bool Climb(Node& s, Node& c);
+  void GiveUp(Node& s, Node& c);
   // Counts the restart against intensity (or gives up), then stops the
   // restart group; starts it now, or after `delay` when positive or `yield`.
   void Restart(Node& s, Node& c, Time delay, bool yield = false);
@@ -101,6 +107,9 @@ class Supervision::Engine {
   Actions out_;
   std::vector<NodeId> to_advance_;
   bool finished_ = false;
+  std::uint64_t next_step_token_ = 1;
+  // A critical component was given up: the shutdown under way ends with exit 3.
+  std::optional<std::string> critical_give_up_;
 };
 
 }  // namespace slate::core

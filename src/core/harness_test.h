@@ -197,9 +197,32 @@ class Harness {
       finish_code = f->code;
       finish_message = f->message;
     }
+    if (auto* st = std::get_if<ApplyStep>(&a)) {
+      steps.emplace_back(st->name, std::string(spec::ToString(st->step)));
+      step_began.push_back(st->streak_began);
+      if (hold_steps) {
+        held_steps.push_back(st->token);
+        return {};
+      }
+      return sup_->StepDone(st->token, now);
+    }
     return {};
   }
 
+ public:
+  // Steps the runtime would carry out, and when their episode began. With
+  // hold_steps, they wait for Finish Step().
+  std::vector<std::pair<std::string, std::string>> steps;
+  std::vector<Time> step_began;
+  bool hold_steps = false;
+  std::vector<std::uint64_t> held_steps;
+  void FinishStep() {
+    std::uint64_t t = held_steps.front();
+    held_steps.erase(held_steps.begin());
+    Run(sup_->StepDone(t, now));
+  }
+
+ private:
   std::shared_ptr<const spec::System> system_;
   std::unique_ptr<Supervision> sup_;
   std::map<Incarnation, std::string> live_;

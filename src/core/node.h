@@ -43,7 +43,7 @@ enum class Goal {
 
 // Work that waits for a supervisor's plan to finish.
 struct Pending {
-  enum class Kind { kChildEnded, kStart, kStop, kRestart, kRetry };
+  enum class Kind { kChildEnded, kStart, kStop, kRestart, kRetry, kStepDone };
   Kind kind;
   NodeId child;
   Incarnation incarnation = 0;  // kChildEnded: the process that ended
@@ -86,6 +86,12 @@ struct Node {
   bool removed = false;           // temporary child that ended: not restarted
   bool operator_stopped = false;  // `slate stop`: left alone until `slate start`
 
+  // The ladder of persistent failures (SPEC section 6).
+  std::size_t next_step = 0;         // index into on_persistent_failure.steps
+  std::optional<Time> streak_began;  // first failure of the episode the ladder answers
+  std::uint64_t step_token = 0;      // an ApplyStep the runtime is carrying out
+  bool gave_up = false;              // give_up: not restarted until `slate start`
+
   // Timers of this node, by kind (0: none).
   std::vector<TimerId> timers = std::vector<TimerId>(6, 0);
 
@@ -96,6 +102,7 @@ struct Node {
   std::deque<Step> plan;
   std::deque<Pending> pending;
   std::optional<ExitReason> failure;  // kFailedStart: the reason reported upwards
+  std::string give_up_detail;         // kGiveUp by escalation: why
 
   bool is_supervisor() const { return supervisor != nullptr; }
   TimerId& timer(TimerKind k) { return timers[static_cast<std::size_t>(k)]; }

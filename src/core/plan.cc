@@ -1,6 +1,7 @@
 // Supervisors: plans of ordered starts and stops, restart strategies,
 // intensity, escalation, auto_shutdown, and operator commands.
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -109,7 +110,11 @@ void Supervision::Engine::PlanDone(Node& s) {
       s.running_since.reset();
       Disarm(s, TimerKind::kSupervisorKill);
       if (IsRoot(s)) {
-        Finish(0, "");
+        if (critical_give_up_) {
+          Finish(3, *critical_give_up_);
+        } else {
+          Finish(0, "");
+        }
         return;
       }
       Emit("child_terminated", s);
@@ -121,11 +126,16 @@ void Supervision::Engine::PlanDone(Node& s) {
       s.running_since.reset();
       Event e;
       e.event = "supervisor_exited";
+      const std::string detail = std::exchange(s.give_up_detail, {});
       e.reason = ExitReason{ExitReason::Kind::kShutdown, 0, 0, false,
-                            goal == Goal::kGiveUp ? "restart intensity exceeded" : "auto_shutdown"};
+                            goal == Goal::kAutoShutdown ? "auto_shutdown"
+                            : detail.empty()            ? "restart intensity exceeded"
+                                                        : detail};
       Emit(s, e);
       if (IsRoot(s)) {
-        if (goal == Goal::kGiveUp) {
+        if (goal == Goal::kGiveUp && !detail.empty()) {
+          Finish(3, fmt::format("root supervisor '{}' gave up: {}", s.name, detail));
+        } else if (goal == Goal::kGiveUp) {
           Finish(3, fmt::format(
                         "root supervisor '{}' gave up: more than {} restarts in {}ms", s.name,
                         s.supervisor->intensity,
@@ -187,8 +197,7 @@ void Supervision::Engine::ChildStartFailed(Node& s, Node& c, const ExitReason& r
       // ends, as OTP's try_again message does.
       s.plan.clear();
       s.goal = Goal::kIdle;
-      c.streak++;
-      Restart(s, c, BackoffFor(c), /*yield=*/true);
+      Fail(s, c, /*yield=*/true);
       return;
     }
     case Goal::kCommand:
@@ -225,8 +234,81 @@ void Supervision::Engine::HandleEnd(Node& s, Node& c, const ExitReason& reason) 
     DrainPending(s);
     return;
   }
+  Fail(s, c, /*yield=*/false);
+}
+
+void Supervision::Engine::Fail(Node& s, Node& c, bool yield) {
+  if (c.streak == 0 && c.next_step == 0) c.streak_began = now_;
   c.streak++;
-  Restart(s, c, BackoffFor(c));
+  if (Climb(s, c)) return;
+  Restart(s, c, BackoffFor(c), yield);
+}
+
+bool Supervision::Engine::Climb(Node& s, Node& c) {
+  if (c.component == nullptr || !c.component->on_persistent_failure) return false;
+  const spec::PersistentFailurePolicy& p = *c.component->on_persistent_failure;
+  if (c.streak < p.after || c.next_step >= p.steps.size()) return false;
+  const spec::LadderStep step = p.steps[c.next_step++];
+  Event e;
+  e.event = "persistent_failure_step";
+  e.step = std::string(spec::ToString(step));
+  e.streak = c.streak;
+  Emit(c, std::move(e));
+  c.streak = 0;  // the count starts again after each step
+  switch (step) {
+    case spec::LadderStep::kEscalate: {
+      // A wider restart domain at once: the supervisor fails as if its
+      // intensity were exceeded, and its parent restarts it.
+      s.give_up_detail = fmt::format("child '{}' escalated a persistent failure", c.name);
+      StopAll(s, Goal::kGiveUp);
+      return true;
+    }
+    case spec::LadderStep::kGiveUp: GiveUp(s, c); return true;
+    default: break;
+  }
+  // The runtime does the work (state, images, devices) while the child is
+  // down; StepDone restarts it.
+  c.state = State::kRestarting;
+  c.step_token = next_step_token_++;
+  out_.emplace_back(
+      ApplyStep{c.step_token, c.name, c.component, step, c.streak_began.value_or(now_)});
+  return true;
+}
+
+void Supervision::Engine::GiveUp(Node& s, Node& c) {
+  c.state = State::kStopped;
+  c.gave_up = true;
+  Event e;
+  e.event = "child_gave_up";
+  e.streak = c.streak;
+  Emit(c, std::move(e));
+  if (c.component != nullptr && c.component->critical && !finished_) {
+    // Orderly: everything stops in reverse order, then `slate run` exits 3.
+    critical_give_up_ = fmt::format("gave up on critical component '{}'", c.name);
+    Node& root = nodes_[root_];
+    if (root.goal != Goal::kStop) StopAll(root, Goal::kStop);
+    return;
+  }
+  if (c.significant) CheckAutoShutdown(s);
+  DrainPending(s);
+}
+
+Actions Supervision::Engine::StepDone(std::uint64_t token, Time now) {
+  now_ = now;
+  for (Node& c : nodes_) {
+    if (c.step_token != token || c.detached) continue;
+    c.step_token = 0;
+    // Stopped meanwhile (an operator, a shutdown, a group restart): nothing to do.
+    if (c.state != State::kRestarting || finished_) break;
+    Node& s = Parent(c);
+    if (s.goal == Goal::kIdle) {
+      Restart(s, c, BackoffFor(c));
+    } else {
+      s.pending.push_back({Pending::Kind::kStepDone, c.id, 0, {}});
+    }
+    break;
+  }
+  return Take();
 }
 
 Time Supervision::Engine::BackoffFor(const Node& c) {
@@ -338,6 +420,9 @@ void Supervision::Engine::DrainPending(Node& s) {
       case Pending::Kind::kRetry:
         if (c.state == State::kRestarting) StartGroup(s, c);
         break;
+      case Pending::Kind::kStepDone:
+        if (c.state == State::kRestarting && c.step_token == 0) Restart(s, c, BackoffFor(c));
+        break;
       case Pending::Kind::kStart:
       case Pending::Kind::kStop:
       case Pending::Kind::kRestart: RunCommand(s, c, p.kind); break;
@@ -354,6 +439,7 @@ void Supervision::Engine::RunCommand(Node& s, Node& c, Pending::Kind kind) {
   if (kind == Pending::Kind::kStart || kind == Pending::Kind::kRestart) {
     c.operator_stopped = false;
     c.removed = false;
+    c.gave_up = false;  // an operator's start is a fresh chance
     s.plan.push_back(Step{Step::Kind::kStart, {c.id}, false});
   }
   Schedule(s);

@@ -31,9 +31,9 @@ void Supervision::Engine::BecomeRunning(Node& c) {
     c.last_heartbeat = now_;
     Arm(c, TimerKind::kHeartbeat, now_ + *c.component->heartbeat);
   }
-  if (c.streak > 0) {
-    // A streak ends after running healthy_after (default: the supervisor's
-    // period, the window in which OTP remembers restarts).
+  if (c.streak > 0 || c.next_step > 0) {
+    // A streak (and the ladder's episode) ends after running healthy_after (default: the
+    // supervisor's period, the window in which OTP remembers restarts).
     Time healthy =
         c.component->healthy_after ? *c.component->healthy_after : Parent(c).supervisor->period;
     Arm(c, TimerKind::kHealthy, now_ + healthy);

@@ -40,6 +40,8 @@ struct NodeStatus {
   std::optional<Time> since;  // when it became running
   int restarts = 0;
   int streak = 0;
+  std::optional<std::string> next_step;  // the ladder's next step, if it has one left
+  bool gave_up = false;                  // state is "failed"
   std::vector<std::string> children;
 };
 
@@ -73,6 +75,8 @@ class Supervision {
   // channel): it is killed, and its end is a failure with `reason`. Ignored
   // for a process that is not starting or running, or already being killed.
   Actions Fault(Incarnation inc, ExitReason reason, Time now);
+  // The runtime carried out ApplyStep `token`; the child restarts.
+  Actions StepDone(std::uint64_t token, Time now);
   Actions TimerFired(TimerId id, Time now);
 
   // Operator control (SPEC section 7). None of these counts as a failure.

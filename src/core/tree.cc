@@ -79,6 +79,10 @@ void Supervision::Engine::Refresh(Node& s) {
     c.streak = 0;
     c.removed = false;
     c.operator_stopped = false;
+    c.next_step = 0;
+    c.streak_began.reset();
+    c.step_token = 0;
+    c.gave_up = false;
   }
 }
 
@@ -107,6 +111,13 @@ std::vector<NodeStatus> Supervision::Engine::Status() const {
     st.since = n.running_since;
     st.restarts = n.restarts;
     st.streak = n.streak;
+    st.gave_up = n.gave_up;
+    if (n.gave_up) st.state = "failed";
+    if (n.component != nullptr && n.component->on_persistent_failure &&
+        n.next_step < n.component->on_persistent_failure->steps.size()) {
+      st.next_step =
+          std::string(spec::ToString(n.component->on_persistent_failure->steps[n.next_step]));
+    }
     for (NodeId k : n.children) st.children.push_back(nodes_[k].name);
     out.push_back(std::move(st));
     for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) todo.push_back(*it);

@@ -1,6 +1,7 @@
 // Carrying out the core's actions, in order. An action's outcome that the
 // core must hear (a spawn that worked or failed) goes back in at once, and
 // the actions that produces join the end of the queue.
+#include <algorithm>
 #include <csignal>
 
 #include <fmt/format.h>
@@ -36,6 +37,8 @@ void Daemon::Do(const core::Action& a) {
     timers_.Cancel(c->id);
   } else if (auto* e = std::get_if<core::Emit>(&a)) {
     DoEmit(e->event);
+  } else if (auto* st = std::get_if<core::ApplyStep>(&a)) {
+    DoApplyStep(*st);
   } else if (auto* f = std::get_if<core::Finish>(&a)) {
     exit_code_ = f->code;
     exit_message_ = f->message;
@@ -43,6 +46,24 @@ void Daemon::Do(const core::Action& a) {
 }
 
 void Daemon::DoSpawn(const core::Spawn& s) {
+  // Its devices are reset before every start (SPEC section 6); a reset that
+  // fails is a start_error.
+  const bool has_reset = std::any_of(s.component->devices.begin(), s.component->devices.end(),
+                                     [&](const std::string& d) {
+                                       const spec::Device* dev = system_->FindDevice(d);
+                                       return dev != nullptr && !dev->reset.empty();
+                                     });
+  if (!has_reset) return SpawnNow(s);
+  ResetDevices(s.name, *s.component, [this, s](bool ok, const std::string& detail) {
+    if (!ok) {
+      Feed(sup_.SpawnFailed(s.incarnation, detail, Now()));
+      return;
+    }
+    SpawnNow(s);
+  });
+}
+
+void Daemon::SpawnNow(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto fail = [&](const std::string& why) { Feed(sup_.SpawnFailed(s.incarnation, why, Now())); };
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,8 @@
 #include "runtime/log_sink.h"
 #include "runtime/runtime.h"
 #include "runtime/timer_queue.h"
+#include "store/checkpoint.h"
+#include "store/checkpoint_worker.h"
 
 namespace slate::runtime {
 
@@ -57,6 +60,25 @@ class Daemon {
     std::string channel;
     channel::EndRole role;
   };
+  // A component's store as the runtime keeps it: checkpoints and the worker
+  // thread that takes, restores and resets them.
+  struct StoreState {
+    const spec::Component* component = nullptr;
+    std::shared_ptr<store::CheckpointSet> set;
+    std::unique_ptr<store::CheckpointWorker> worker;
+    std::optional<platform::TimerFd> tick;  // checkpoint_every
+    bool checkpoint_in_flight = false;
+    std::map<std::uint64_t, std::function<void(const store::JobOutcome&)>> jobs;
+  };
+  using HookDone = std::function<void(bool ok, const std::string& detail)>;
+  struct Hook {
+    std::string what;
+    platform::Process process;
+    platform::TimerFd timer;
+    HookDone done;
+    bool timed_out = false;
+    Time timeout{};
+  };
 
   // setup.cc
   Result<std::monostate> Setup();
@@ -75,6 +97,7 @@ class Daemon {
   void Feed(core::Actions actions);
   void Do(const core::Action& a);
   void DoSpawn(const core::Spawn& s);
+  void SpawnNow(const core::Spawn& s);
   void DoKill(const core::Kill& k);
   void DoEmit(const core::Event& e);
   void ArmTimer();
@@ -86,6 +109,23 @@ class Daemon {
   void OnOutput(int fd, const std::string& name);
   void OnReadiness(core::Incarnation inc);
   void OnNotify(const std::string& name);
+
+  // hooks.cc: a command run for `owner` with a deadline; `done` is called
+  // once, from the loop.
+  void RunHook(const std::string& owner, std::string what, const std::vector<std::string>& argv,
+               std::vector<std::string> env, Time timeout, HookDone done);
+  void OnHookExit(int pidfd);
+  void OnHookDeadline(int pidfd);
+
+  // state.cc
+  Result<std::monostate> SetUpStores();
+  bool Healthy(const std::string& name) const;
+  void OnCheckpointTick(const std::string& name);
+  void OnStoreJobs(const std::string& name);
+  void DoApplyStep(const core::ApplyStep& a);
+  void ResetDevices(const std::string& name, const spec::Component& c, HookDone done,
+                    std::size_t from = 0);
+  nlohmann::json StateJson(const std::string& name) const;
 
   // channels.cc
   Result<std::monostate> OpenChannels();
@@ -135,6 +175,9 @@ class Daemon {
   std::map<std::string, ChannelState> channels_;
   std::map<std::string, std::vector<EndOf>> ends_;  // component -> its channel ends
   std::vector<std::pair<std::string, channel::ChannelError>> blame_later_;
+  std::map<std::string, StoreState> stores_;
+  std::map<int, Hook> hooks_;  // by pidfd
+  std::set<pid_t> hook_pids_;  // reaped through their pidfds, not as orphans
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;

@@ -20,7 +20,8 @@ void Daemon::OnSignal() {
       case SIGCHLD: {
         // Tracked children are reaped through their pidfds; this collects
         // what was orphaned to us (a component's grandchildren).
-        auto reaped = platform::ReapOrphans([this](pid_t pid) { return by_pid_.contains(pid); });
+        auto reaped = platform::ReapOrphans(
+            [this](pid_t pid) { return by_pid_.contains(pid) || hook_pids_.contains(pid); });
         (void)reaped;
         RemoveDeadCgroups();
         break;

@@ -119,6 +119,12 @@ Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanosecon
   if (e.restarts) j["restarts"] = *e.restarts;
   if (e.streak) j["streak"] = *e.streak;
   if (e.delay_ms) j["delay_ms"] = *e.delay_ms;
+  if (e.step) j["step"] = *e.step;
+  if (e.detail) j["detail"] = *e.detail;
+  if (e.checkpoint) j["checkpoint"] = *e.checkpoint;
+  if (e.bytes) j["bytes"] = *e.bytes;
+  if (e.device) j["device"] = *e.device;
+  if (e.ok) j["ok"] = *e.ok;
   if (e.channel) j["channel"] = *e.channel;
   if (e.msg_id) j["msg_id"] = *e.msg_id;
   if (e.deliveries) j["deliveries"] = *e.deliveries;

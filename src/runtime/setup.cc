@@ -127,6 +127,7 @@ Result<std::monostate> Daemon::Setup() {
   // After the stale cgroups are gone: no end of a dead runtime's system is
   // still attached while the channels are checked and recovered.
   if (auto r = OpenChannels(); !r) return r;
+  if (auto r = SetUpStores(); !r) return r;
 
   auto control =
       ControlServer::Listen((fs::path(system_->state_dir) / "control.sock").string(), *loop_,

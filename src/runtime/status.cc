@@ -55,6 +55,10 @@ nlohmann::json Daemon::StatusJson() {
     j["uptime_ms"] = n.since ? nlohmann::json(ms(now - *n.since)) : nlohmann::json(nullptr);
     j["restarts"] = n.restarts;
     j["streak"] = n.streak;
+    j["next_step"] = n.next_step ? nlohmann::json(*n.next_step) : nlohmann::json(nullptr);
+    if (!n.is_supervisor) {
+      if (nlohmann::json st = StateJson(n.name); !st.is_null()) j["state_store"] = std::move(st);
+    }
     j["children"] = n.children;
     if (auto it = status_text_.find(n.name); it != status_text_.end()) j["status"] = it->second;
     nodes.push_back(std::move(j));

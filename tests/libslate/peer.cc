@@ -26,12 +26,19 @@
 //   count --out FILE [--pace-us U]
 //       increments n in the state store, one transaction per turn, and
 //       appends each committed value to FILE.
+//   stateful [--trigger FILE] / sanitize
+//       a counter in the state store that poisons its state when FILE
+//       appears; `sanitize` removes the poison.
+//   drive [--device FILE] [--trigger FILE] / device-reset FILE
+//       a driver of a simulated device (a file; "wedged" persists across
+//       restarts of the driver until the reset hook runs).
 //   grants
 //       prints its open descriptors and what opening ungranted ends gives.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <slate/slate.hpp>
 #include <string>
 #include <string_view>
@@ -366,6 +373,86 @@ int Count(int argc, char** argv) {
   }
 }
 
+// A stateful component that can poison its own state: it counts in its
+// store ("n", one increment per turn); when the file TRIGGER appears it
+// writes "poison" and crashes. A process that finds "poison" at start
+// crashes too, so only a remedy of the state (rollback, sanitize, reset)
+// lets it run again.
+int Stateful(int argc, char** argv) {
+  Init();
+  const std::string trigger = Arg(argc, argv, "--trigger", "poison-now");
+  if (auto p = slate::State::Get("poison"); p) {
+    std::fprintf(stderr, "peer: my state is poisoned\n");
+    std::abort();
+  }
+  slate::Ready();
+  for (;;) {
+    std::uint64_t n = 0;
+    if (auto v = slate::State::Get("n"); v && v->size() == 8) std::memcpy(&n, v->data(), 8);
+    ++n;
+    if (auto st = slate::State::Put("n", std::string_view(reinterpret_cast<const char*>(&n), 8));
+        !st) {
+      Die(st.error().text);
+    }
+    if (::access(trigger.c_str(), F_OK) == 0) {
+      ::unlink(trigger.c_str());
+      if (auto st = slate::State::Put("poison", "yes"); !st) Die(st.error().text);
+      std::fprintf(stderr, "peer: poisoned my state at n=%llu\n",
+                   static_cast<unsigned long long>(n));
+      std::abort();
+    }
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
+// The sanitize command of a stateful component: removes the poison.
+int Sanitize(int argc, char** argv) {
+  (void)argc;
+  (void)argv;
+  Init();
+  auto st = slate::State::Del("poison");
+  if (!st && st.code() != SLATE_ENOTFOUND) Die(st.error().text);
+  std::printf("sanitized\n");
+  return 0;
+}
+
+// A driver of a simulated device: the device is a file whose content is its
+// state; "wedged" (which persists across restarts of the driver) makes the
+// driver fail until the device is reset. The file TRIGGER wedges it.
+int Drive(int argc, char** argv) {
+  Init();
+  const std::string device = Arg(argc, argv, "--device", "sim.dev");
+  const std::string trigger = Arg(argc, argv, "--trigger", "wedge-now");
+  auto wedged = [&] {
+    std::ifstream in(device);
+    std::string state;
+    std::getline(in, state);
+    return state == "wedged";
+  };
+  slate::Ready();
+  for (;;) {
+    if (::access(trigger.c_str(), F_OK) == 0) {
+      ::unlink(trigger.c_str());
+      std::ofstream(device) << "wedged\n";
+    }
+    if (wedged()) {
+      std::fprintf(stderr, "peer: device %s is wedged\n", device.c_str());
+      return 3;
+    }
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
+// The reset hook of the simulated device.
+int DeviceReset(int argc, char** argv) {
+  const std::string device = argc > 2 ? argv[2] : "sim.dev";
+  std::ofstream(device) << "ok\n";
+  std::printf("device %s reset\n", device.c_str());
+  return 0;
+}
+
 int Grants(int argc, char** argv) {
   Init();
   // Every descriptor and what it is, one per line.
@@ -403,6 +490,10 @@ int main(int argc, char** argv) {
   if (mode == "call-once") return CallOnce(argc, argv);
   if (mode == "grants") return Grants(argc, argv);
   if (mode == "count") return Count(argc, argv);
+  if (mode == "stateful") return Stateful(argc, argv);
+  if (mode == "sanitize") return Sanitize(argc, argv);
+  if (mode == "drive") return Drive(argc, argv);
+  if (mode == "device-reset") return DeviceReset(argc, argv);
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }

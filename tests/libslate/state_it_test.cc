@@ -133,3 +133,155 @@ ready = "notify"
 
 }  // namespace
 }  // namespace slate::testing
+
+namespace slate::testing {
+namespace {
+
+void Touch(const std::string& path) {
+  std::ofstream(path) << "1";
+}
+
+std::vector<std::string> Kinds(const SystemUnderTest& sut, const std::string& node) {
+  std::vector<std::string> out;
+  for (const Json& e : sut.Events()) {
+    if (e.value("node", "") != node) continue;
+    std::string k = e["event"];
+    if (k == "state_checkpointed" || k == "child_started" || k == "child_ready") continue;
+    if (e.contains("step")) k += ":" + e["step"].get<std::string>();
+    out.push_back(k);
+  }
+  return out;
+}
+
+TEST(Ladder, PoisonedStateRecoversThroughRollbackToAGoodCheckpoint) {
+  SystemUnderTest sut(WithPeer(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["agg"]
+[component.agg]
+exec = ["{peer}", "stateful"]
+ready = "notify"
+state = { size = "16MiB", checkpoint_every = "100ms", keep = 3 }
+on_persistent_failure = { after = 2, steps = ["rollback_state", "give_up"] }
+)"));
+  sut.StartReady();
+  ASSERT_TRUE(sut.WaitEvent("state_checkpointed", "agg", milliseconds(5000), 2)) << sut.RunLog();
+  Touch(sut.dir() + "/poison-now");
+  ASSERT_TRUE(sut.WaitEvent("state_rolled_back", "agg")) << sut.RunLog();
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        Json st = sut.Status();
+        for (const Json& n : st["nodes"]) {
+          if (n["name"] == "agg") return n["state"] == "running" && n["uptime_ms"] > 300;
+        }
+        return false;
+      },
+      milliseconds(5000)))
+      << sut.RunLog();
+  EXPECT_THAT(Kinds(sut, "agg"),
+              ::testing::ElementsAre("child_exited", "child_restarting", "child_exited",
+                                     "persistent_failure_step:rollback_state", "state_rolled_back",
+                                     "child_restarting"));
+  Json rolled = sut.Events("state_rolled_back").at(0);
+  EXPECT_GE(rolled["checkpoint"].get<int>(), 1);
+  Json st = sut.Status();
+  for (const Json& n : st["nodes"]) {
+    if (n["name"] != "agg") continue;
+    EXPECT_EQ(n["next_step"], "give_up");
+    EXPECT_FALSE(n["state_store"]["checkpoints"].empty());
+  }
+}
+
+TEST(Ladder, StateThatCannotBeRolledBackIsSanitizedOrReset) {
+  for (const char* steps : {R"(["rollback_state"])", R"(["sanitize_state"])"}) {
+    SCOPED_TRACE(steps);
+    SystemUnderTest sut(WithPeer(fmt::format(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["agg"]
+[component.agg]
+exec = ["{{peer}}", "stateful"]
+ready = "notify"
+state = {{ size = "16MiB" }}
+sanitize = ["{{peer}}", "sanitize"]
+on_persistent_failure = {{ after = 2, steps = {} }}
+)",
+                                             steps)));
+    sut.StartReady();
+    std::this_thread::sleep_for(milliseconds(100));
+    Touch(sut.dir() + "/poison-now");
+    const bool sanitize = std::string(steps).find("sanitize") != std::string::npos;
+    // No checkpoint was ever taken: rollback falls back to a reset.
+    ASSERT_TRUE(sut.WaitEvent(sanitize ? "state_sanitized" : "state_reset", "agg")) << sut.RunLog();
+    // Ready at start, then again after the remedy (a poisoned start never is).
+    ASSERT_TRUE(sut.WaitEvent("child_ready", "agg", milliseconds(5000), 2)) << sut.RunLog();
+    std::this_thread::sleep_for(milliseconds(300));
+    EXPECT_EQ(sut.Events("child_exited", "agg").size(), 2u);
+  }
+}
+
+TEST(Ladder, AWedgedDeviceRecoversOnlyBecauseItIsReset) {
+  for (bool with_reset : {false, true}) {
+    SCOPED_TRACE(with_reset ? "with a reset hook" : "without");
+    SystemUnderTest sut(WithPeer(
+        fmt::format(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["driver"]
+[component.driver]
+exec = ["{{peer}}", "drive", "--device", "sim.dev"]
+ready = "notify"
+devices = ["sim"]
+on_persistent_failure = {{ after = 3, steps = ["reset_device", "give_up"] }}
+[device.sim]
+{}
+)",
+                    with_reset ? R"(reset = ["{peer}", "device-reset", "sim.dev"])" : "")));
+    sut.StartReady();
+    Touch(sut.dir() + "/wedge-now");
+    if (with_reset) {
+      // Reset before the first restart already: the driver runs on.
+      ASSERT_TRUE(sut.WaitEvent("child_ready", "driver", milliseconds(5000), 2)) << sut.RunLog();
+      std::this_thread::sleep_for(milliseconds(300));
+      EXPECT_EQ(sut.Events("child_exited", "driver").size(), 1u);
+      EXPECT_GE(sut.Events("device_reset", "driver").size(), 2u);  // before each start
+    } else {
+      ASSERT_TRUE(sut.WaitEvent("child_gave_up", "driver", milliseconds(10000))) << sut.RunLog();
+      EXPECT_TRUE(sut.Events("device_reset").empty());
+    }
+  }
+}
+
+TEST(Ladder, GivingUpOnACriticalComponentEndsTheRunWithExit3) {
+  SystemUnderTest sut(WithPeer(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["other", "core"]
+[component.other]
+exec = ["{peer}", "stateful", "--trigger", "never"]
+ready = "notify"
+state = { size = "1MiB" }
+[component.core]
+exec = ["{peer}", "drive", "--device", "gone.dev"]
+ready = "notify"
+critical = true
+on_persistent_failure = { after = 2, steps = ["give_up"] }
+)"));
+  std::ofstream(sut.dir() + "/gone.dev") << "ok\n";
+  sut.StartReady();
+  std::ofstream(sut.dir() + "/gone.dev") << "wedged\n";
+  auto code = sut.Wait(milliseconds(10000));
+  ASSERT_TRUE(code.has_value()) << sut.RunLog();
+  EXPECT_EQ(*code, 3);
+  EXPECT_EQ(sut.Events("child_gave_up", "core").size(), 1u);
+  EXPECT_EQ(sut.Events("child_terminated", "other").size(), 1u);  // orderly
+  EXPECT_EQ(sut.Events("system_stopped").size(), 1u);
+  EXPECT_THAT(sut.RunLog(), ::testing::HasSubstr("gave up on critical component 'core'"));
+}
+
+}  // namespace
+}  // namespace slate::testing
