@@ -56,6 +56,7 @@ struct Event {
   std::optional<int> streak;
   std::optional<std::int64_t> delay_ms;
   std::optional<std::string> step;          // persistent_failure_step: the ladder step
+  std::optional<std::string> image;         // image_* events: the digest now current
   std::optional<std::string> detail;        // what a step or hook found
   std::optional<std::uint64_t> checkpoint;  // state_checkpointed, state_rolled_back
   std::optional<std::uint64_t> bytes;       // state_checkpointed

@@ -72,6 +72,7 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   std::optional<platform::ReadinessPipe> readiness;
   platform::SpawnRequest req;
   req.argv = c.exec;
+  req.argv[0] = ImagePath(c);  // the image store's copy (SPEC section 6)
   req.env = ComponentEnv(s.name, c);
   req.cwd = system_->base_dir;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
@@ -132,6 +133,15 @@ void Daemon::DoKill(const core::Kill& k) {
 }
 
 void Daemon::DoEmit(const core::Event& e) {
+  if (e.event == "child_ready" || e.event == "child_exited") {
+    if (const spec::Component* c = system_->FindComponent(e.node)) {
+      if (e.event == "child_ready") {
+        OnImageReady(e.node, *c);
+      } else {
+        OnImageFailure(e.node, *c);
+      }
+    }
+  }
   auto line = journal_->Append(e, Now());
   if (!line) Say("{}", line.error().message);
   if (e.event == "system_started") {
@@ -149,6 +159,7 @@ void Daemon::DoEmit(const core::Event& e) {
 
 void Daemon::ArmTimer() {
   std::optional<Time> next = timers_.Next();
+  if (probation_next_ && (!next || *probation_next_ < *next)) next = probation_next_;
   if (watchdog_next_ && (!next || *watchdog_next_ < *next)) next = watchdog_next_;
   if (next == timer_armed_at_) return;
   if (next) {

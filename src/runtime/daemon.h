@@ -12,6 +12,7 @@
 
 #include "channel/channel_files.h"
 #include "core/supervision.h"
+#include "image/image_store.h"
 #include "platform/cgroup.h"
 #include "platform/event_loop.h"
 #include "platform/notify_socket.h"
@@ -127,6 +128,21 @@ class Daemon {
                     std::size_t from = 0);
   nlohmann::json StateJson(const std::string& name) const;
 
+  // images.cc
+  struct Probation {
+    int failures = 0;
+    std::optional<Time> ready_at;  // since when it has run without failing
+  };
+  Result<std::monostate> SetUpImages();
+  std::string ImagePath(const spec::Component& c);
+  void EmitImage(const std::string& type, const std::string& name, std::string detail);
+  void OnImageFailure(const std::string& name, const spec::Component& c);
+  void OnImageReady(const std::string& name, const spec::Component& c);
+  void CheckProbations();
+  nlohmann::json HandleUpdate(const nlohmann::json& request);
+  void DoImageStep(const core::ApplyStep& a, const std::function<void()>& finish);
+  nlohmann::json ImageJson(const std::string& name) const;
+
   // channels.cc
   Result<std::monostate> OpenChannels();
   // Adds the component's channel descriptors to `req` (never at `avoid_fd`)
@@ -177,7 +193,10 @@ class Daemon {
   std::vector<std::pair<std::string, channel::ChannelError>> blame_later_;
   std::map<std::string, StoreState> stores_;
   std::map<int, Hook> hooks_;  // by pidfd
-  std::set<pid_t> hook_pids_;  // reaped through their pidfds, not as orphans
+  std::optional<image::ImageStore> images_;
+  std::map<std::string, Probation> probation_;
+  std::optional<Time> probation_next_;  // the next probation that may end
+  std::set<pid_t> hook_pids_;           // reaped through their pidfds, not as orphans
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;

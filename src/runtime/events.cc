@@ -56,6 +56,7 @@ void Daemon::OnTimer() {
     watchdog_next_ = now + *watchdog_interval_;
   }
   for (TimerQueue::Id id : timers_.PopDue(now)) Feed(sup_.TimerFired(id, now));
+  if (probation_next_ && *probation_next_ <= now) CheckProbations();
 }
 
 void Daemon::OnExit(core::Incarnation inc) {

@@ -120,6 +120,7 @@ Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanosecon
   if (e.streak) j["streak"] = *e.streak;
   if (e.delay_ms) j["delay_ms"] = *e.delay_ms;
   if (e.step) j["step"] = *e.step;
+  if (e.image) j["image"] = *e.image;
   if (e.detail) j["detail"] = *e.detail;
   if (e.checkpoint) j["checkpoint"] = *e.checkpoint;
   if (e.bytes) j["bytes"] = *e.bytes;

@@ -128,6 +128,7 @@ Result<std::monostate> Daemon::Setup() {
   // still attached while the channels are checked and recovered.
   if (auto r = OpenChannels(); !r) return r;
   if (auto r = SetUpStores(); !r) return r;
+  if (auto r = SetUpImages(); !r) return r;
 
   auto control =
       ControlServer::Listen((fs::path(system_->state_dir) / "control.sock").string(), *loop_,

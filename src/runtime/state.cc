@@ -180,12 +180,7 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
       ResetDevices(name, *a.component, [finish](bool, const std::string&) { finish(); });
       return;
     case spec::LadderStep::kRevertImage:
-    case spec::LadderStep::kReinstallImage:
-      // Images are not kept yet: the step is recorded and changes nothing.
-      event(a.step == spec::LadderStep::kRevertImage ? "image_revert_skipped"
-                                                     : "image_reinstall_skipped",
-            "the runtime keeps no image store yet");
-      break;
+    case spec::LadderStep::kReinstallImage: DoImageStep(a, finish); return;
     case spec::LadderStep::kEscalate:
     case spec::LadderStep::kGiveUp: break;  // the core's own
   }

@@ -57,6 +57,12 @@ nlohmann::json Daemon::StatusJson() {
     j["streak"] = n.streak;
     j["next_step"] = n.next_step ? nlohmann::json(*n.next_step) : nlohmann::json(nullptr);
     if (!n.is_supervisor) {
+      const spec::Component* c = system_->FindComponent(n.name);
+      // Instances of a template share its image.
+      std::string owner = c != nullptr ? n.name : n.name.substr(0, n.name.find('@'));
+      if (nlohmann::json im = ImageJson(owner); !im.is_null()) j["image"] = std::move(im);
+    }
+    if (!n.is_supervisor) {
       if (nlohmann::json st = StateJson(n.name); !st.is_null()) j["state_store"] = std::move(st);
     }
     j["children"] = n.children;
@@ -87,6 +93,7 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
     return {{"ok", true}, {"message", r.message}};
   }
   if (verb == "dlq") return HandleDlq(request);
+  if (verb == "update" || verb == "revert") return HandleUpdate(request);
   if (verb == "start" || verb == "stop" || verb == "restart") {
     if (name.empty()) return Error(fmt::format("{} needs a \"name\"", verb));
     core::CommandResult r = verb == "start"  ? sup_.StartChild(name, now)

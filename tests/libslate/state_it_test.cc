@@ -125,10 +125,14 @@ exec = ["{peer}", "count", "--out", "counter.out"]
 ready = "notify"
 )"));
   sut.Start();
-  ASSERT_TRUE(sut.WaitEvent("child_exited", "counter")) << sut.RunLog();
-  std::ifstream in(fs::path(sut.state_dir()) / "logs" / "counter.log");
-  std::string log((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_THAT(log, ::testing::HasSubstr("component counter has no state; give it one"));
+  auto log = [&] {
+    std::ifstream in(fs::path(sut.state_dir()) / "logs" / "counter.log");
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return log().find("has no state; give it one") != std::string::npos; },
+      milliseconds(5000)))
+      << log();
 }
 
 }  // namespace
