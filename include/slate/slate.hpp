@@ -96,6 +96,10 @@ inline void Ready() {
 inline void Heartbeat() {
   slate_heartbeat();
 }
+// Ends opened afterwards poll up to `spin` before sleeping (see slate.h).
+inline void SetSpin(std::chrono::microseconds spin) {
+  slate_set_spin(spin.count() <= 0 ? 0u : static_cast<unsigned>(spin.count()));
+}
 inline Result<void> AwaitActivation() {
   return detail::Status(slate_await_activation());
 }

@@ -1,6 +1,7 @@
 // The channel calls of the C API: opening the granted ends, send, receive,
 // ack, and request/reply on top of them.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -17,6 +18,13 @@ namespace slate::lib {
 namespace {
 
 std::mutex open_mutex;
+std::atomic<unsigned> spin_us{0};
+
+channel::AttachOptions Options() {
+  channel::AttachOptions o;
+  o.spin = std::chrono::microseconds(spin_us.load(std::memory_order_relaxed));
+  return o;
+}
 
 constexpr std::size_t kReplyHeader = 8;  // the request id, little-endian
 
@@ -101,7 +109,7 @@ extern "C" {
 slate_tx* slate_tx_open(const char* name) {
   auto fds = slate::lib::TakeEnd(name, true, "slate_tx_open");
   if (!fds) return nullptr;
-  auto producer = slate::channel::Producer::Attach(std::move(*fds));
+  auto producer = slate::channel::Producer::Attach(std::move(*fds), slate::lib::Options());
   if (!producer) {
     (void)Report("slate_tx_open", name, producer.error());
     return nullptr;
@@ -115,7 +123,7 @@ slate_tx* slate_tx_open(const char* name) {
 slate_rx* slate_rx_open(const char* name) {
   auto fds = slate::lib::TakeEnd(name, false, "slate_rx_open");
   if (!fds) return nullptr;
-  auto consumer = slate::channel::Consumer::Attach(std::move(*fds));
+  auto consumer = slate::channel::Consumer::Attach(std::move(*fds), slate::lib::Options());
   if (!consumer) {
     (void)Report("slate_rx_open", name, consumer.error());
     return nullptr;
@@ -123,6 +131,10 @@ slate_rx* slate_rx_open(const char* name) {
   auto* rx = new (std::nothrow) slate_rx{SlateEndKind::kRx, name, std::move(consumer).value(), {}};
   if (rx == nullptr) Fail(SLATE_ESYSTEM, "slate_rx_open: out of memory");
   return rx;
+}
+
+void slate_set_spin(unsigned microseconds) {
+  slate::lib::spin_us.store(microseconds, std::memory_order_relaxed);
 }
 
 void slate_tx_close(slate_tx* tx) {
