@@ -85,7 +85,7 @@ SLATE_API void slate_ready(void);
 SLATE_API void slate_heartbeat(void);
 
 /* A standby spare (`standby = N`) blocks here until promoted. Every other
- * process returns 0 at once. */
+ * process returns 0 at once (SLATE_ENOTINIT before slate_init). */
 SLATE_API int slate_await_activation(void);
 
 /* Channels. ------------------------------------------------------------ */
@@ -108,8 +108,9 @@ SLATE_API void slate_set_spin(unsigned microseconds);
 SLATE_API void slate_rx_close(slate_rx *rx);
 
 /* Queues a copy of msg. Blocks while the queue is full, up to timeout_ms
- * (negative: forever; 0: not at all): SLATE_EFULL at the deadline,
- * SLATE_EPEERDOWN at once if the consumer is down for good. SLATE_ETOOBIG
+ * (negative: forever; 0: not at all): SLATE_EFULL at the deadline;
+ * SLATE_EPEERDOWN at once if the queue is full and the consumer is down for
+ * good (with room, the message is queued for its next process). SLATE_ETOOBIG
  * over max_message (nothing is sent). A process that dies inside
  * slate_send has sent the message whole or not at all. */
 SLATE_API int slate_send(slate_tx *tx, const void *msg, size_t len, int timeout_ms);
@@ -156,6 +157,8 @@ SLATE_API size_t slate_max_message(const void *end);
  * good; SLATE_ETIMEDOUT (the request stays queued and is answered later;
  * that late reply is skipped); SLATE_EMSGSIZE if the reply was longer than
  * cap (it is consumed). */
+/* Also SLATE_EFULL (the request could not be queued in time) and
+ * SLATE_ETOOBIG (the request is over the requests channel's max_message). */
 SLATE_API long slate_call(slate_tx *requests, slate_rx *replies, const void *req, size_t len,
                           void *reply, size_t cap, int timeout_ms);
 
@@ -164,7 +167,9 @@ SLATE_API long slate_call(slate_tx *requests, slate_rx *replies, const void *req
 SLATE_API long slate_serve(slate_rx *requests, slate_tx *replies, void *buf, size_t cap,
                            uint64_t *req_id, int timeout_ms);
 
-/* Server: sends the reply to req_id, then acks the request. */
+/* Server: sends the reply to req_id, then acks the request. Acks are
+ * cumulative, so a server answers in the order slate_serve returned the
+ * requests: req_id must be the last one it returned (SLATE_EINVAL else). */
 SLATE_API int slate_reply(slate_rx *requests, slate_tx *replies, uint64_t req_id,
                           const void *msg, size_t len, int timeout_ms);
 

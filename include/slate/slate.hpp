@@ -1,6 +1,8 @@
 // libslate's C++ API: RAII ends and Result types over the C ABI of
-// <slate/slate.h>. No exceptions are thrown; every fallible call returns a
-// slate::Result (check it with `if (r)`, read r.value() or r.error()).
+// <slate/slate.h>. The API throws no exceptions; every fallible call returns
+// a slate::Result (check it with `if (r)`, then read r.value() or r.error():
+// value() of a failed Result throws std::bad_variant_access, like any misuse
+// of std::variant).
 //
 //   if (auto st = slate::Init(); !st) { std::fprintf(stderr, "%s\n", st.error().text.c_str());
 //   return 1; } auto tx = slate::Tx::Open("samples"); if (!tx) ... tx->Send(bytes,

@@ -6,7 +6,7 @@
 // The runtime reads the ends' regions with pread, never through a mapping,
 // so an end that truncates its own file cannot make the runtime fault; it
 // maps an end's file only to write it while that end is down (see Requeue).
-// Every value read from an end is checked (docs/channel-layout.md,
+// Every value read from an end is checked (docs/channel-format.md,
 // "Validation"); a violation is kCorrupt naming the end that wrote it.
 #pragma once
 

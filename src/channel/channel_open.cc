@@ -1,5 +1,5 @@
 // ChannelFiles::Open and the checks the runtime repeats on every Stats,
-// OnConsumerCrashed and Requeue: the recovery path of docs/channel-layout.md.
+// OnConsumerCrashed and Requeue: the recovery path of docs/channel-format.md.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>

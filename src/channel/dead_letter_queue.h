@@ -1,6 +1,6 @@
 // DeadLetterQueue: the messages a channel gave up delivering, in an
 // append-only file of framed, checksummed records that only the runtime
-// opens (docs/channel-layout.md, "dead-letters").
+// opens (docs/channel-format.md, "dead-letters").
 #pragma once
 
 #include <cstddef>

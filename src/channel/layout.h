@@ -1,5 +1,5 @@
 // The bytes of a channel as they are in its files and mappings
-// (docs/channel-layout.md is the prose version; keep the two in step).
+// (docs/channel-format.md is the prose version; keep the two in step).
 //
 // A channel is a directory of four files, each written by one party:
 //   producer.region  producer: write index, its futex word, message slots
@@ -154,7 +154,7 @@ struct IndexSnapshot {
   std::uint64_t floor = kFirstId;
 };
 
-// The invariants of docs/channel-layout.md ("Validation"): ids >= 1,
+// The invariants of docs/channel-format.md ("Validation"): ids >= 1,
 // floor <= write, ack <= delivered <= write, write <= ack_after + capacity,
 // ack <= ack_after. A violation names the party the rule blames.
 ChannelStatus CheckIndices(const IndexSnapshot& s, std::uint64_t capacity);

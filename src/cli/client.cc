@@ -1,9 +1,13 @@
 // The verbs that talk to a running system: through its control socket
-// (status, start, stop, restart, kill, shutdown), or by reading the files it
-// writes under state_dir (events, logs).
+// (status, start, stop, restart, kill, shutdown, dlq), or by reading the
+// files it writes under state_dir (events, logs).
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <sstream>
 
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -11,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/result.h"
 #include "cli/verbs.h"
 #include "runtime/control.h"
 
@@ -171,6 +176,171 @@ int Tail(const std::string& path, bool follow,
   return 0;
 }
 
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Standard base64 with padding, as the runtime's export writes payloads.
+std::optional<std::string> DecodeBase64(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') ++pad;
+  in.remove_suffix(pad);
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = Base64Value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// A payload on one short line of a terminal: printable ASCII as it is, the
+// rest escaped C-style, cut with "..." past `width` characters.
+std::string Preview(std::string_view payload, std::size_t width = 40) {
+  std::string out;
+  for (char ch : payload) {
+    auto c = static_cast<unsigned char>(ch);
+    std::string piece;
+    switch (c) {
+      case '\\': piece = "\\\\"; break;
+      case '\n': piece = "\\n"; break;
+      case '\r': piece = "\\r"; break;
+      case '\t': piece = "\\t"; break;
+      default: piece = c >= 0x20 && c < 0x7f ? std::string(1, ch) : fmt::format("\\x{:02x}", c);
+    }
+    if (out.size() + piece.size() > width) return out + "...";
+    out += piece;
+  }
+  return out;
+}
+
+// The table of `slate dlq CHANNEL`, from the runtime's JSON lines; nullopt
+// if a line is not what the runtime writes.
+std::optional<std::string> DeadLetterTable(const std::string& channel, const std::string& lines) {
+  std::string rows;
+  std::size_t count = 0;
+  std::istringstream in(lines);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j["id"].is_number_unsigned() ||
+        !j["time"].is_string() || !j["deliveries"].is_number_unsigned() ||
+        !j["length"].is_number_unsigned() || !j["payload_base64"].is_string()) {
+      return std::nullopt;
+    }
+    auto payload = DecodeBase64(j["payload_base64"].get<std::string>());
+    rows +=
+        fmt::format("{:>8}  {:<27}  {:>10}  {:>8}  {}\n", j["id"].get<std::uint64_t>(),
+                    j["time"].get<std::string>(), j["deliveries"].get<std::uint64_t>(),
+                    j["length"].get<std::uint64_t>(), payload ? Preview(*payload) : "(not base64)");
+    ++count;
+  }
+  if (count == 0) return fmt::format("no dead letters in {}\n", channel);
+  return fmt::format("{:>8}  {:<27}  {:>10}  {:>8}  {}\n", "ID", "TIME", "DELIVERIES", "LENGTH",
+                     "PAYLOAD") +
+         rows + fmt::format("{} dead letter{} in {}\n", count, count == 1 ? "" : "s", channel);
+}
+
+// Checks what the command line asks of `slate dlq` before anything is sent:
+// the request, or the reason it is bad usage.
+Result<nlohmann::json> DlqRequest(const Options& o) {
+  const std::string action = o.action.empty() ? "list" : o.action;
+  nlohmann::json req{{"verb", "dlq"}, {"channel", o.channel}, {"action", action}};
+  if (action == "list" || action == "export") {
+    if (!o.id.empty() || o.all) return MakeError("ID and --all go with requeue and purge");
+    if (!o.output.empty() && action != "export") return MakeError("--output goes with export");
+    return req;
+  }
+  if (action != "requeue" && action != "purge") {
+    return MakeError(fmt::format("unknown action '{}' (list, export, requeue, purge)", action));
+  }
+  if (o.json || !o.output.empty()) return MakeError("--json and --output go with list and export");
+  if (o.all && !o.id.empty()) {
+    return MakeError(fmt::format("{} takes an ID or --all, not both", action));
+  }
+  if (o.all) {
+    req["all"] = true;
+    return req;
+  }
+  if (o.id.empty()) {
+    return MakeError(fmt::format("{} needs the ID of a dead letter, or --all", action));
+  }
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(o.id.data(), o.id.data() + o.id.size(), id);
+  if (ec != std::errc() || end != o.id.data() + o.id.size()) {
+    return MakeError(fmt::format("ID must be a dead letter's id, a number (got '{}')", o.id));
+  }
+  req["id"] = id;
+  return req;
+}
+
+// Prints the JSON lines of an export, or writes them to o.output.
+int ExportLines(const Options& o, const std::string& lines) {
+  if (o.output.empty()) {
+    fmt::print("{}", lines);
+    return 0;
+  }
+  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
+  out << lines;
+  out.close();
+  if (!out) {
+    fmt::print(stderr, "slate dlq {}: cannot write {}: {}\n", o.channel, o.output,
+               std::system_category().message(errno));
+    return kRuntimeError;
+  }
+  auto count = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+  fmt::print("exported {} dead letter{} of {} to {}\n", count, count == 1 ? "" : "s", o.channel,
+             o.output);
+  return 0;
+}
+
+int Dlq(const Options& o) {
+  auto request = DlqRequest(o);
+  if (!request) {
+    fmt::print(stderr, "slate dlq: {}\nusage: see `slate help dlq`\n", request.error().message);
+    return kUsageError;
+  }
+  const nlohmann::json& req = *request;
+  auto fail = [&](const std::string& why) {
+    fmt::print(stderr, "slate dlq {}: {}\n", o.channel, why);
+    return kRuntimeError;
+  };
+  auto reply = runtime::Call(SocketPath(o), req);
+  if (!reply) return fail(reply.error().message);
+  if (!reply->value("ok", false)) return fail(reply->value("error", "failed"));
+  const std::string action = req["action"].get<std::string>();
+  if (action == "list" || action == "export") {
+    const nlohmann::json& lines = (*reply)["lines"];
+    if (!lines.is_string()) return fail("the runtime's reply has no dead-letter lines");
+    if (action == "export" || o.json) return ExportLines(o, lines.get<std::string>());
+    auto table = DeadLetterTable(o.channel, lines.get<std::string>());
+    if (!table) return fail("malformed dead-letter line in the runtime's reply");
+    fmt::print("{}", *table);
+    return 0;
+  }
+  std::string message = reply->value("message", "done");
+  if (action == "requeue" && reply->contains("ids") && !(*reply)["ids"].empty()) {
+    std::string ids;
+    for (const auto& id : (*reply)["ids"]) ids += (ids.empty() ? "" : ", ") + id.dump();
+    message += fmt::format(" (new id{} {})", (*reply)["ids"].size() == 1 ? "" : "s", ids);
+  }
+  fmt::print("{}\n", message);
+  return 0;
+}
+
 }  // namespace
 
 int RunStatus(const Options& o) {
@@ -187,6 +357,9 @@ int RunStop(const Options& o) {
 }
 int RunRestart(const Options& o) {
   return Simple(o, {{"verb", "restart"}, {"name", o.name}});
+}
+int RunDlq(const Options& o) {
+  return Dlq(o);
 }
 int RunKill(const Options& o) {
   return Simple(o, {{"verb", "kill"}, {"name", o.name}, {"signal", o.signal}});

@@ -83,14 +83,28 @@ const std::vector<Verb>& Verbs() {
       {"revert", "go back to a component's previous image",
        "Restarts NAME on the image it ran before the last update.", "the error kernel (issue 5)",
        NameArg, nullptr},
-      {"dlq", "list a channel's dead letters",
-       "Lists, exports, requeues or purges the messages of CHANNEL's dead-letter queue.",
-       "channels (issue 4)",
+      {"dlq", "list, export, requeue or purge a channel's dead letters",
+       "The messages CHANNEL gave up delivering after max_deliveries consumer crashes.\n"
+       "  slate dlq CHANNEL                  a table: id, time, deliveries, length, payload\n"
+       "  slate dlq CHANNEL --json           one JSON object per line (as export)\n"
+       "  slate dlq CHANNEL export [--output FILE]\n"
+       "                                     JSON lines, payload in base64, to stdout or FILE\n"
+       "  slate dlq CHANNEL requeue ID|--all back at the end of the stream as new messages;\n"
+       "                                     stop the channel's producer first\n"
+       "  slate dlq CHANNEL purge ID|--all   drop them for good\n"
+       "Exit: 0 ok, 1 runtime error (an error reply, no system running), 2 bad usage.",
+       "",
        [](CLI::App& app, Options& o) {
          StateDirOpt(app, o);
          app.add_option("CHANNEL", o.channel, "a channel")->required();
+         app.add_option("ACTION", o.action, "list (default), export, requeue or purge");
+         app.add_option("ID", o.id, "the dead letter to requeue or purge");
+         app.add_flag("--all", o.all, "requeue or purge every dead letter");
+         app.add_flag("--json", o.json, "list as JSON lines, as export does");
+         app.add_option("--output,-o", o.output, "export: write to FILE instead of stdout")
+             ->type_name("FILE");
        },
-       nullptr},
+       RunDlq},
       {"shutdown", "stop the whole system in order",
        "Stops every child in reverse start order; `slate run` then exits 0.", "", StateDirOpt,
        RunShutdown},

@@ -19,10 +19,14 @@ struct Options {
   std::string name;       // logs, start, stop, restart, kill, update, revert
   std::string path;       // update
   std::string channel;    // dlq
+  std::string action;     // dlq: list (when empty), export, requeue, purge
+  std::string id;         // dlq requeue, purge: a dead letter's id, checked by RunDlq
+  std::string output;     // dlq export: --output FILE
   std::string state_dir;  // client verbs: --state-dir
   std::string signal = "KILL";
   bool json = false;
   bool follow = false;
+  bool all = false;  // dlq requeue, purge
 };
 
 struct Verb {
@@ -48,5 +52,7 @@ int RunStop(const Options& o);
 int RunRestart(const Options& o);
 int RunKill(const Options& o);
 int RunShutdown(const Options& o);
+// `slate dlq CHANNEL [ACTION [ID]]`: 0 ok, 1 runtime error, 2 bad usage.
+int RunDlq(const Options& o);
 
 }  // namespace slate::cli

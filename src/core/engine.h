@@ -83,7 +83,7 @@ class Supervision::Engine {
   void Fail(Node& s, Node& c, bool yield);
   // True if a step was taken instead of restarting now.
   bool Climb(Node& s, Node& c);
-  void GiveUp(Node& s, Node& c);
+  void GiveUp(Node& s, Node& c, int streak);
   // Counts the restart against intensity (or gives up), then stops the
   // restart group; starts it now, or after `delay` when positive or `yield`.
   void Restart(Node& s, Node& c, Time delay, bool yield = false);

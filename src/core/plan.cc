@@ -254,6 +254,7 @@ bool Supervision::Engine::Climb(Node& s, Node& c) {
   e.step = std::string(spec::ToString(step));
   e.streak = c.streak;
   Emit(c, std::move(e));
+  const int streak = c.streak;
   c.streak = 0;  // the count starts again after each step
   switch (step) {
     case spec::LadderStep::kEscalate: {
@@ -263,7 +264,7 @@ bool Supervision::Engine::Climb(Node& s, Node& c) {
       StopAll(s, Goal::kGiveUp);
       return true;
     }
-    case spec::LadderStep::kGiveUp: GiveUp(s, c); return true;
+    case spec::LadderStep::kGiveUp: GiveUp(s, c, streak); return true;
     default: break;
   }
   // The runtime does the work (state, images, devices) while the child is
@@ -275,12 +276,12 @@ bool Supervision::Engine::Climb(Node& s, Node& c) {
   return true;
 }
 
-void Supervision::Engine::GiveUp(Node& s, Node& c) {
+void Supervision::Engine::GiveUp(Node& s, Node& c, int streak) {
   c.state = State::kStopped;
   c.gave_up = true;
   Event e;
   e.event = "child_gave_up";
-  e.streak = c.streak;
+  e.streak = streak;
   Emit(c, std::move(e));
   if (c.component != nullptr && c.component->critical && !finished_) {
     // Orderly: everything stops in reverse order, then `slate run` exits 3.
@@ -439,7 +440,13 @@ void Supervision::Engine::RunCommand(Node& s, Node& c, Pending::Kind kind) {
   if (kind == Pending::Kind::kStart || kind == Pending::Kind::kRestart) {
     c.operator_stopped = false;
     c.removed = false;
-    c.gave_up = false;  // an operator's start is a fresh chance
+    if (c.gave_up) {
+      // An operator's start after give_up is a fresh chance: a new episode.
+      c.gave_up = false;
+      c.streak = 0;
+      c.next_step = 0;
+      c.streak_began.reset();
+    }
     s.plan.push_back(Step{Step::Kind::kStart, {c.id}, false});
   }
   Schedule(s);

@@ -42,6 +42,7 @@ struct NodeStatus {
   int streak = 0;
   std::optional<std::string> next_step;  // the ladder's next step, if it has one left
   bool gave_up = false;                  // state is "failed"
+  bool in_episode = false;               // failing, or recovering through its ladder
   std::vector<std::string> children;
 };
 

@@ -112,6 +112,7 @@ std::vector<NodeStatus> Supervision::Engine::Status() const {
     st.restarts = n.restarts;
     st.streak = n.streak;
     st.gave_up = n.gave_up;
+    st.in_episode = n.streak > 0 || n.next_step > 0;
     if (n.gave_up) st.state = "failed";
     if (n.component != nullptr && n.component->on_persistent_failure &&
         n.next_step < n.component->on_persistent_failure->steps.size()) {

@@ -261,6 +261,7 @@ long slate_serve(slate_rx* requests, slate_tx* replies, void* buf, size_t cap, u
       if (int rc = slate_ack(requests, id); rc != SLATE_OK) return rc;
       continue;
     }
+    requests->served = id;
     if (req_id != nullptr) *req_id = id;
     return n;
   }
@@ -270,6 +271,12 @@ int slate_reply(slate_rx* requests, slate_tx* replies, uint64_t req_id, const vo
                 int timeout_ms) {
   if (requests == nullptr || replies == nullptr || (msg == nullptr && len > 0)) {
     return Fail(SLATE_EINVAL, "slate_reply: NULL end or message");
+  }
+  if (req_id == 0 || req_id != requests->served) {
+    return Fail(SLATE_EINVAL,
+                fmt::format("slate_reply on {}: request {} is not the one slate_serve returned "
+                            "last ({}); answer requests in order",
+                            replies->channel, req_id, requests->served));
   }
   const std::size_t max = replies->producer.shape().max_message;
   if (len + slate::lib::kReplyHeader > max) {

@@ -69,4 +69,5 @@ struct slate_rx {
   std::string channel;
   slate::channel::Consumer consumer;
   std::vector<std::byte> scratch;  // slate_call's reply buffer
+  std::uint64_t served = 0;        // the request slate_serve returned last
 };

@@ -133,6 +133,10 @@ void Daemon::DoKill(const core::Kill& k) {
 }
 
 void Daemon::DoEmit(const core::Event& e) {
+  auto line = journal_->Append(e, Now());
+  if (!line) Say("{}", line.error().message);
+  // After the line that caused them: a probation failure may revert the
+  // image (image_reverted follows child_exited), a ready starts the clock.
   if (e.event == "child_ready" || e.event == "child_exited") {
     if (const spec::Component* c = system_->FindComponent(e.node)) {
       if (e.event == "child_ready") {
@@ -142,8 +146,7 @@ void Daemon::DoEmit(const core::Event& e) {
       }
     }
   }
-  auto line = journal_->Append(e, Now());
-  if (!line) Say("{}", line.error().message);
+  if (e.event == "child_gave_up") SetComponentDown(e.node, true);  // its peers hear it at once
   if (e.event == "system_started") {
     NotifyParent("READY=1\nSTATUS=all children ready");
     if (watchdog_interval_) watchdog_next_ = Now() + *watchdog_interval_;

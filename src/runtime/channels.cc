@@ -107,7 +107,8 @@ void Daemon::ChargeConsumer(const std::string& component, core::Actions* actions
   // only a failure, as child_exited.
   auto exited = std::find_if(actions->begin(), actions->end(), [&](const core::Action& a) {
     auto* e = std::get_if<core::Emit>(&a);
-    return e != nullptr && e->event.event == "child_exited" && e->event.node == component;
+    return e != nullptr && e->event.event == "child_exited" && e->event.node == component &&
+           !(e->event.reason && e->event.reason->kind == core::ExitReason::Kind::kNormal);
   });
   if (exited == actions->end()) return;
   std::size_t at = static_cast<std::size_t>(exited - actions->begin()) + 1;

@@ -62,7 +62,14 @@ Result<std::monostate> Daemon::SetUpImages() {
       }
       Say("{}: {} changed since the last run ({}); running it in probation", c.name, program,
           digest.substr(0, 19));
+      probation_[c.name] = Probation{};
+      EmitImage("image_updated", c.name, fmt::format("{} changed since the last run", program));
     }
+  }
+  // Images no component's history names any more (older updates, programs
+  // of components taken out of the file keep theirs until forgotten).
+  if (auto pruned = images_->Prune(); pruned && !pruned->empty()) {
+    Say("images: removed {} no longer referenced", pruned->size());
   }
   return std::monostate{};
 }
@@ -190,7 +197,12 @@ void Daemon::DoImageStep(const core::ApplyStep& a, const std::function<void()>& 
       EmitImage("image_reverted", a.name, "ladder step revert_image");
     } else {
       // SPEC: no previous known-good version, nothing to revert to: skip.
-      Say("{}: revert_image: {}", a.name, reverted.error().ToError().message);
+      core::Event e;
+      e.event = "image_reverted";
+      e.node = a.name;
+      e.ok = false;
+      e.detail = fmt::format("skipped: {}", reverted.error().ToError().message);
+      DoEmit(e);
     }
     finish();
     return;

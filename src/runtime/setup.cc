@@ -24,6 +24,21 @@ namespace slate::runtime {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// A process that exists and is not a zombie: a runtime killed but not yet
+// reaped by its parent still answers kill(pid, 0).
+bool Alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  std::getline(stat, line);
+  std::size_t paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+}  // namespace
+
 Daemon::Daemon(std::shared_ptr<const spec::System> system, const RunOptions& options)
     : system_(std::move(system)), options_(options), sup_(system_, std::random_device{}()) {}
 
@@ -74,7 +89,7 @@ void Daemon::RemoveStaleCgroups(const std::string& parent) {
     std::string name = e.path().filename().string();
     if (!e.is_directory(ec) || !name.starts_with("slate-")) continue;
     pid_t owner = std::atoi(name.c_str() + 6);
-    if (owner <= 0 || owner == ::getpid() || ::kill(owner, 0) == 0) continue;
+    if (owner <= 0 || owner == ::getpid() || Alive(owner)) continue;
     std::vector<fs::path> leaves;
     for (const auto& child : fs::directory_iterator(e.path(), ec)) {
       if (!child.is_directory(ec)) continue;

@@ -66,7 +66,7 @@ Result<std::monostate> Daemon::SetUpStores() {
 
 bool Daemon::Healthy(const std::string& name) const {
   for (const core::NodeStatus& n : sup_.Status()) {
-    if (n.name == name) return n.state == "running" && n.streak == 0;
+    if (n.name == name) return n.state == "running" && !n.in_episode;
   }
   return false;
 }
@@ -142,11 +142,13 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
       StoreState& st = stores_.at(name);
       std::uint64_t id =
           st.worker->Submit(store::RollbackJob(st.set, WallOf(a.streak_began, Now())));
-      st.jobs[id] = [event, finish](const store::JobOutcome& outcome) {
+      st.jobs[id] = [event, finish, reset](const store::JobOutcome& outcome) {
         if (!outcome) {
-          event("state_rolled_back",
-                fmt::format("rollback failed: {}", outcome.error().ToError().message));
-        } else if (!outcome->has_value()) {
+          // SPEC: a state that cannot be restored is reset.
+          reset(fmt::format("rollback failed: {}", outcome.error().ToError().message));
+          return;
+        }
+        if (!outcome->has_value()) {
           event("state_reset", "no checkpoint taken before the streak began");
         } else {
           event("state_rolled_back", "", (*outcome)->seq);
@@ -177,8 +179,10 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
       return;
     }
     case spec::LadderStep::kResetDevice:
-      ResetDevices(name, *a.component, [finish](bool, const std::string&) { finish(); });
-      return;
+      // Every start resets the component's devices first (DoSpawn), the
+      // restart this step precedes included: resetting here too would reset
+      // each device twice. The device_reset events come from that start.
+      break;
     case spec::LadderStep::kRevertImage:
     case spec::LadderStep::kReinstallImage: DoImageStep(a, finish); return;
     case spec::LadderStep::kEscalate:

@@ -367,6 +367,10 @@ class Validator {
         ctx_.Error(ctx_.At(path + ".devices"),
                    fmt::format("{}.devices: {}; a device has one owner", path, TemplateOf(c.name)));
       }
+      if (c.state && IsTemplate(c.name)) {
+        ctx_.Error(ctx_.At(path + ".state"),
+                   fmt::format("{}.state: {}; a store has one owner", path, TemplateOf(c.name)));
+      }
       if (c.on_persistent_failure) CheckLadder(c, path);
     }
   }

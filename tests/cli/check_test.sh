@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `slate check` and `slate help` end to end: exit codes and output.
+# `slate check` and `slate help` end to end, and what `slate dlq` says with no
+# system running: exit codes and output.
 # usage: check_test.sh SLATE REPO
 set -uo pipefail
 slate=$1
@@ -36,6 +37,15 @@ expect "help lists every verb" 0 "shutdown +stop the whole system" -- "$slate" -
 for verb in run check status events logs start stop restart kill update revert dlq shutdown; do
   expect "help $verb" 0 "slate $verb" -- "$slate" help "$verb"
 done
+expect "dlq is available" 0 "dlq +list, export, requeue or purge a channel's dead letters$" -- \
+  "$slate" --help
+expect "dlq needs a channel" 2 "CHANNEL is required" -- "$slate" dlq
+expect "dlq bad action exits 2" 2 "unknown action 'frob' \\(list, export, requeue, purge\\)" -- \
+  "$slate" dlq stream frob --state-dir /nonexistent
+expect "dlq purge needs an id" 2 "purge needs the ID of a dead letter, or --all" -- \
+  "$slate" dlq stream purge --state-dir /nonexistent
+expect "dlq with no system exits 1" 1 "slate dlq stream: no system is running at /nonexistent" -- \
+  "$slate" dlq stream --state-dir /nonexistent
 expect "unknown verb exits 2" 2 "slate: " -- "$slate" frobnicate
 expect "missing argument exits 2" 2 "FILE is required" -- "$slate" check
 expect "help of unknown verb exits 2" 2 "no verb 'nope'" -- "$slate" help nope

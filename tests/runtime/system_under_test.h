@@ -101,8 +101,18 @@ class SystemUnderTest {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      // Its components outlive a killed runtime (until the next one cleans
+      // up): end them, so that nothing writes into the directory below.
+      for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+        std::error_code ec;
+        fs::path tree = fs::path(root) / fmt::format("slate-{}", pid_);
+        for (const auto& leaf : fs::directory_iterator(tree, ec)) {
+          std::ofstream(leaf.path() / "cgroup.kill") << "1";
+        }
+      }
     }
-    if (!::testing::Test::HasFailure()) fs::remove_all(dir_);
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
   }
 
   std::string state_dir() const { return (dir_ / "state").string(); }
