@@ -76,9 +76,18 @@ void DrawNode(const std::map<std::string, nlohmann::json>& by_name, const std::s
   std::size_t width = 0;
   for (char ch : label) width += (static_cast<unsigned char>(ch) & 0xC0) != 0x80 ? 1 : 0;
   std::string pad(width < 32 ? 32 - width : 1, ' ');
-  out +=
-      fmt::format("{}{}{:<11} {:>7} {:>8} {:>8} {:>6}", label, pad, n["state"].get<std::string>(),
-                  pid, Duration(n["uptime_ms"]), n["restarts"].get<int>(), n["streak"].get<int>());
+  std::string image = "-";
+  if (n.contains("image") && n["image"].is_object()) {
+    // "sha256-" and 12 hex digits, enough to tell versions apart; * in probation.
+    image = n["image"].value("digest", "").substr(0, 19);
+    if (n["image"].value("probation", false)) image += "*";
+  }
+  std::string next = n.contains("next_step") && n["next_step"].is_string()
+                         ? n["next_step"].get<std::string>()
+                         : "-";
+  out += fmt::format("{}{}{:<11} {:>7} {:>8} {:>8} {:>6}  {:<15} {:<21}", label, pad,
+                     n["state"].get<std::string>(), pid, Duration(n["uptime_ms"]),
+                     n["restarts"].get<int>(), n["streak"].get<int>(), next, image);
   if (n.contains("status")) out += "  " + n["status"].get<std::string>();
   out += "\n";
   std::string child_prefix = top ? "" : prefix + (last ? "   " : "│  ");
@@ -108,9 +117,23 @@ int Status(const Options& o) {
   std::string out =
       fmt::format("system {}  pid {}  up {}  ({})\n", s["system"].get<std::string>(),
                   s["pid"].get<int>(), Duration(s["uptime_ms"]), s["state_dir"].get<std::string>());
-  out += fmt::format("{:<32}{:<11} {:>7} {:>8} {:>8} {:>6}\n", "NAME", "STATE", "PID", "UPTIME",
-                     "RESTARTS", "STREAK");
+  out += fmt::format("{:<32}{:<11} {:>7} {:>8} {:>8} {:>6}  {:<15} {:<21}\n", "NAME", "STATE",
+                     "PID", "UPTIME", "RESTARTS", "STREAK", "NEXT STEP", "IMAGE (*probation)");
   DrawNode(by_name, root, "", true, true, out);
+  if (s.contains("channels") && !s["channels"].empty()) {
+    out += fmt::format("\n{:<24}{:<28} {:>8} {:>9} {:>6}\n", "CHANNEL", "FROM -> TO", "DEPTH",
+                       "IN FLIGHT", "DEAD");
+    for (const auto& c : s["channels"]) {
+      std::string ends = fmt::format("{} -> {}", c.value("from", "?"), c.value("to", "?"));
+      if (c.contains("error")) {
+        out += fmt::format("{:<24}{:<28} {}\n", c.value("name", "?"), ends,
+                           c["error"].get<std::string>());
+        continue;
+      }
+      out += fmt::format("{:<24}{:<28} {:>8} {:>9} {:>6}\n", c.value("name", "?"), ends,
+                         c.value("depth", 0), c.value("in_flight", 0), c.value("dead_letters", 0));
+    }
+  }
   fmt::print("{}", out);
   return 0;
 }
@@ -129,6 +152,12 @@ std::string EventLine(const std::string& raw, bool json) {
   if (j.contains("restarts")) out += fmt::format(" restarts {}", j["restarts"].get<int>());
   if (j.contains("streak")) out += fmt::format(" streak {}", j["streak"].get<int>());
   if (j.contains("delay_ms")) out += fmt::format(" delay {}ms", j["delay_ms"].get<long long>());
+  for (const char* key : {"step", "channel", "msg_id", "deliveries", "checkpoint", "bytes",
+                          "device", "ok", "image", "detail"}) {
+    if (!j.contains(key)) continue;
+    const nlohmann::json& v = j[key];
+    out += fmt::format(" {} {}", key, v.is_string() ? v.get<std::string>() : v.dump());
+  }
   return out;
 }
 
@@ -360,6 +389,18 @@ int RunRestart(const Options& o) {
 }
 int RunDlq(const Options& o) {
   return Dlq(o);
+}
+int RunUpdate(const Options& o) {
+  std::error_code ec;
+  fs::path path = fs::absolute(o.path, ec);
+  if (ec || !fs::is_regular_file(path, ec)) {
+    fmt::print(stderr, "slate update {}: {} is not a file\n", o.name, o.path);
+    return kRuntimeError;
+  }
+  return Simple(o, {{"verb", "update"}, {"name", o.name}, {"path", path.string()}});
+}
+int RunRevert(const Options& o) {
+  return Simple(o, {{"verb", "revert"}, {"name", o.name}});
 }
 int RunKill(const Options& o) {
   return Simple(o, {{"verb", "kill"}, {"name", o.name}, {"signal", o.signal}});

@@ -72,17 +72,20 @@ const std::vector<Verb>& Verbs() {
        },
        RunKill},
       {"update", "run a component on a new image, in probation",
-       "Imports PATH into the content-addressed image store and restarts NAME on it;\n"
-       "a failure streak in probation reverts to the previous image.",
-       "the error kernel (issue 5)",
+       "Imports PATH into the content-addressed image store (state_dir/images) and\n"
+       "restarts NAME on it, in probation: a failure streak before it has run for\n"
+       "healthy_after (10 s without one) reverts to the previous image by itself.\n"
+       "Exit: 0 ok, 1 runtime error (no such component, unreadable PATH), 2 bad usage.",
+       "",
        [](CLI::App& app, Options& o) {
          NameArg(app, o);
          app.add_option("PATH", o.path, "the new program")->required();
        },
-       nullptr},
+       RunUpdate},
       {"revert", "go back to a component's previous image",
-       "Restarts NAME on the image it ran before the last update.", "the error kernel (issue 5)",
-       NameArg, nullptr},
+       "Restarts NAME on its previous known-good image (the one before the last update).\n"
+       "Exit: 0 ok, 1 runtime error (no previous image), 2 bad usage.",
+       "", NameArg, RunRevert},
       {"dlq", "list, export, requeue or purge a channel's dead letters",
        "The messages CHANNEL gave up delivering after max_deliveries consumer crashes.\n"
        "  slate dlq CHANNEL                  a table: id, time, deliveries, length, payload\n"

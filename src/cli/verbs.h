@@ -54,5 +54,7 @@ int RunKill(const Options& o);
 int RunShutdown(const Options& o);
 // `slate dlq CHANNEL [ACTION [ID]]`: 0 ok, 1 runtime error, 2 bad usage.
 int RunDlq(const Options& o);
+int RunUpdate(const Options& o);
+int RunRevert(const Options& o);
 
 }  // namespace slate::cli

@@ -102,14 +102,24 @@ void Daemon::OnImageFailure(const std::string& name, const spec::Component& c) {
   if (!history || !history->in_probation()) return;
   Probation& p = probation_[name];
   p.ready_at.reset();
-  if (++p.failures < ProbationLimit(c)) return;
+  ++p.failures;
+  // A start the supervisor will not retry (the operator's restart that an
+  // update makes) leaves the child stopped: revert at once, or it stays down.
+  bool stays_down = false;
+  for (const core::NodeStatus& n : sup_.Status()) {
+    if (n.name == name) stays_down = n.state == "stopped";
+  }
+  if (p.failures < ProbationLimit(c) && !stays_down) return;
+  const int failures = p.failures;
   auto reverted = images_->Revert(name);
   if (!reverted) {
     Say("{}: reverting its image: {}", name, reverted.error().ToError().message);
     return;
   }
   probation_.erase(name);
-  EmitImage("image_reverted", name, fmt::format("{} failures in probation", ProbationLimit(c)));
+  EmitImage("image_reverted", name,
+            fmt::format("{} failure{} in probation", failures, failures == 1 ? "" : "s"));
+  if (stays_down) Feed(sup_.StartChild(name, Now()).actions);
 }
 
 void Daemon::OnImageReady(const std::string& name, const spec::Component& c) {

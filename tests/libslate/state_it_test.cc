@@ -289,3 +289,71 @@ on_persistent_failure = { after = 2, steps = ["give_up"] }
 
 }  // namespace
 }  // namespace slate::testing
+
+namespace slate::testing {
+namespace {
+
+std::string ImageOf(SystemUnderTest& sut, const std::string& name, bool* probation = nullptr) {
+  Json st = sut.Status();
+  for (const Json& n : st["nodes"]) {
+    if (n["name"] != name || !n.contains("image")) continue;
+    if (probation != nullptr) *probation = n["image"]["probation"].get<bool>();
+    return n["image"]["digest"];
+  }
+  return "";
+}
+
+TEST(Images, ABadUpdateIsRevertedByItselfAndAGoodOneIsAccepted) {
+  SystemUnderTest sut(WithPeer(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["svc"]
+[component.svc]
+exec = ["{peer}", "drive", "--device", "ok.dev"]
+ready = "notify"
+healthy_after = "500ms"
+)"));
+  // A bad version: exits at once. A good one: the same program, one byte
+  // longer (another digest).
+  const std::string bad = sut.dir() + "/bad-svc";
+  std::ofstream(bad) << "#!/bin/sh\necho 'broken build'\nexit 1\n";
+  fs::permissions(bad, fs::perms::owner_all);
+  const std::string good = sut.dir() + "/good-svc";
+  fs::copy_file(kPeer, good);
+  std::ofstream(good, std::ios::app) << '\n';
+  fs::permissions(good, fs::perms::owner_all);
+
+  sut.StartReady();
+  const std::string original = ImageOf(sut, "svc");
+  ASSERT_TRUE(original.starts_with("sha256-")) << original;
+
+  CommandOutput r = sut.Cli({"update", "svc", bad});
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_TRUE(sut.WaitEvent("image_reverted", "svc")) << sut.RunLog();
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "svc", milliseconds(5000), 2)) << sut.RunLog();
+  EXPECT_EQ(ImageOf(sut, "svc"), original);
+  // The update's restart is the operator's: its failed start is not retried,
+  // so the first failure reverts.
+  EXPECT_EQ(sut.Events("child_exited", "svc").size(), 1u);
+  Json reverted = sut.Events("image_reverted", "svc").at(0);
+  EXPECT_EQ(reverted["image"], original);
+
+  r = sut.Cli({"update", "svc", good});
+  ASSERT_EQ(r.code, 0) << r.out;
+  bool probation = false;
+  EXPECT_NE(ImageOf(sut, "svc", &probation), original);
+  EXPECT_TRUE(probation);
+  ASSERT_TRUE(sut.WaitEvent("image_accepted", "svc")) << sut.RunLog();
+  ImageOf(sut, "svc", &probation);
+  EXPECT_FALSE(probation);
+
+  r = sut.Cli({"revert", "svc"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(ImageOf(sut, "svc"), original);
+  EXPECT_EQ(sut.Cli({"revert", "svc"}).code, 1);  // nothing before the original
+  EXPECT_EQ(sut.Cli({"update", "nope", good}).code, 1);
+}
+
+}  // namespace
+}  // namespace slate::testing
