@@ -19,7 +19,10 @@ namespace slate::lib {
 namespace {
 
 std::mutex store_mutex;
-std::unique_ptr<store::StateStore> the_store;
+// Leaked on purpose, like the process state: it must outlive every static
+// destructor (the store's own registry among them), and the kernel closes
+// the environment at exit (every commit is already in the file).
+store::StateStore* the_store = nullptr;
 bool txn_open = false;
 
 int FailStore(std::string_view what, const store::StoreError& e) {
@@ -60,9 +63,9 @@ store::StateStore* Store(std::string_view what) {
       FailStore(what, opened.error());
       return nullptr;
     }
-    the_store = std::move(opened).value();
+    the_store = std::move(opened).value().release();
   }
-  return the_store.get();
+  return the_store;
 }
 
 bool BadKey(const char* key, std::string_view what) {
