@@ -76,7 +76,6 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
   auto mapped = internal::Mapping::Map(f.runtime_fd_.get(), RuntimeFileSize(g), true, kRuntimeFile);
   if (!mapped) return mapped.error();
   f.runtime_ = std::move(*mapped);
-  if (auto st = f.CheckEndFiles(); !st) return st.error();
 
   const std::uint64_t committed = Load64(f.runtime_.data(), offset::kDeadLetterEnd);
   auto dlq = DeadLetterQueue::Open(f.PathOf(kDeadLetterFile), f.nonce_, g.max_message, committed,
@@ -84,10 +83,35 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
   if (!dlq) return dlq.error();
   f.dlq_.emplace(std::move(*dlq));
 
-  auto s = f.ReadIndices();
-  if (!s) return s.error();
+  // The ends' files. One an end broke (the runtime may have died before it
+  // could repair it after failing that end) is repaired here, as it would
+  // have been before the end's next start; each end at most once.
+  IndexSnapshot snapshot;
+  bool repaired[2] = {false, false};
+  for (;;) {
+    auto checked = [&f, &snapshot]() -> ChannelStatus {
+      if (auto st = f.CheckEndFiles(); !st) return st;
+      auto s = f.ReadIndices();
+      if (!s) return s.error();
+      snapshot = *s;
+      return f.CheckSlots(std::max(s->ack_after, s->floor), s->write);
+    }();
+    if (checked) break;
+    const ChannelError& e = checked.error();
+    const bool producer = e.culprit == Culprit::kProducer;
+    if (e.code != Errc::kCorrupt || (!producer && e.culprit != Culprit::kConsumer) ||
+        repaired[producer ? 0 : 1]) {
+      return e;
+    }
+    repaired[producer ? 0 : 1] = true;
+    auto what = f.Repair(producer ? EndRole::kProducer : EndRole::kConsumer);
+    if (!what && what.error().code == Errc::kBusy) return e;  // attached: its peer names it
+    if (!what) return what.error();
+    f.notes_.push_back(fmt::format("repaired the {}'s file ({}): {}", CulpritName(e.culprit),
+                                   e.Describe(), what->empty() ? "nothing to change" : *what));
+  }
+  const IndexSnapshot* s = &snapshot;
   const std::uint64_t head = std::max(s->ack_after, s->floor);
-  if (auto st = f.CheckSlots(head, s->write); !st) return st.error();
 
   // Recovery. Nothing below runs unless every check above passed.
   f.CommitDeadLetterEnd();  // a torn append may have been cut off

@@ -129,6 +129,25 @@ TEST_F(RepairTest, AGarbledAckFallsBackToTheLastValidOneNeverForward) {
   EXPECT_EQ(m->id, 2u);  // "b" again: nothing skipped
 }
 
+TEST_F(RepairTest, OpenRepairsAnEndTheRuntimeDidNotLiveToRepair) {
+  {
+    Producer p = MustAttachProducer(files_);
+    Send(p, "one");
+  }
+  // The producer broke its file, and the runtime died before repairing it.
+  Scribble(kProducerFile, offset::kWrite, std::uint64_t{0x7fff'ffff'ffff});
+  auto reopened = ChannelFiles::Open(dir_.Channel(), kShape);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().Describe();
+  ASSERT_EQ(reopened->recovery_notes().size(), 1u);
+  EXPECT_NE(reopened->recovery_notes()[0].find("repaired the producer's file"), std::string::npos)
+      << reopened->recovery_notes()[0];
+  Consumer c = MustAttachConsumer(*reopened);
+  std::array<std::byte, 64> buf{};
+  auto m = c.Receive(buf, 0s);
+  ASSERT_TRUE(m.ok()) << m.error().Describe();
+  EXPECT_EQ(m->id, 1u);
+}
+
 TEST_F(RepairTest, RepairOfAnAttachedEndIsRefused) {
   Producer p = MustAttachProducer(files_);
   auto what = files_.Repair(EndRole::kProducer);
