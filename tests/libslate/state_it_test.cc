@@ -355,5 +355,36 @@ healthy_after = "500ms"
   EXPECT_EQ(sut.Cli({"update", "nope", good}).code, 1);
 }
 
+TEST(Images, TheLadderRevertsToThePreviousImage) {
+  SystemUnderTest sut(WithPeer(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["svc"]
+[component.svc]
+exec = ["{peer}", "drive", "--device", "ok.dev"]
+ready = "notify"
+healthy_after = "300ms"
+on_persistent_failure = { after = 2, steps = ["revert_image", "give_up"] }
+)"));
+  const std::string next = sut.dir() + "/next-svc";
+  fs::copy_file(kPeer, next);
+  std::ofstream(next, std::ios::app) << '\n';
+  fs::permissions(next, fs::perms::owner_all);
+  sut.StartReady();
+  const std::string original = ImageOf(sut, "svc");
+  ASSERT_EQ(sut.Cli({"update", "svc", next}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("image_accepted", "svc")) << sut.RunLog();
+  // Accepted, then it fails for good (its device wedges): the ladder goes
+  // back to the image before the update, then gives up.
+  std::ofstream(sut.dir() + "/wedge-now") << "1";
+  ASSERT_TRUE(sut.WaitEvent("child_gave_up", "svc")) << sut.RunLog();
+  std::vector<Json> reverted = sut.Events("image_reverted", "svc");
+  ASSERT_EQ(reverted.size(), 1u);
+  EXPECT_EQ(reverted[0]["image"], original);
+  EXPECT_EQ(reverted[0]["detail"], "ladder step revert_image");
+  EXPECT_EQ(ImageOf(sut, "svc"), original);
+}
+
 }  // namespace
 }  // namespace slate::testing
