@@ -51,16 +51,16 @@ extern "C" {
 #define SLATE_ESYSTEM (-12)    /* a system call failed (slate_last_error has errno's text) */
 #define SLATE_ENOTFOUND (-13)  /* state: no such key */
 #define SLATE_ENOSTATE (-14)   /* state: the system file gives this component no state */
-#define SLATE_ENOSPC (-15)     /* state: the store is full (state.size) or the transaction too big */
-#define SLATE_ETXN (-16)       /* state: the transaction failed earlier, or one is already open */
+#define SLATE_ENOSPC (-15)     /* state: the store is full (state.size), or the txn too big */
+#define SLATE_ETXN (-16)       /* state: the txn failed earlier, or one is already open */
 
 /* "SLATE_EFULL: queue full", ... ; "unknown error" for other values. */
-SLATE_API const char *slate_strerror(int code);
+SLATE_API const char* slate_strerror(int code);
 
 /* What the calling thread's last failing call found, e.g.
  * "slate_tx_open(\"results\"): this component is granted no such end;
  * it may send on: samples". Never NULL; "" before any failure. */
-SLATE_API const char *slate_last_error(void);
+SLATE_API const char* slate_last_error(void);
 /* The SLATE_E* code of the calling thread's last failing call (SLATE_OK
  * before any), for calls that return a pointer. */
 SLATE_API int slate_last_error_code(void);
@@ -73,7 +73,7 @@ SLATE_API int slate_last_error_code(void);
 SLATE_API int slate_init(void);
 
 /* This component's name ("filter", "worker@2"); NULL before slate_init. */
-SLATE_API const char *slate_component(void);
+SLATE_API const char* slate_component(void);
 
 /* Readiness, for `ready = "notify"` (sends READY=1). */
 SLATE_API void slate_ready(void);
@@ -97,15 +97,15 @@ typedef struct slate_rx slate_rx; /* the consuming end */
  * from = this component, resp. to = it). NULL if there is none, if it is
  * already open, or if the channel failed its checks: slate_last_error()
  * says which. Each end can be opened once per process. */
-SLATE_API slate_tx *slate_tx_open(const char *channel);
-SLATE_API slate_rx *slate_rx_open(const char *channel);
-SLATE_API void slate_tx_close(slate_tx *tx);
+SLATE_API slate_tx* slate_tx_open(const char* channel);
+SLATE_API slate_rx* slate_rx_open(const char* channel);
+SLATE_API void slate_tx_close(slate_tx* tx);
 /* Before sleeping on an empty (receive) or full (send) queue, ends opened
  * after this call poll the peer for up to `microseconds` first (default 0:
  * sleep at once). A few microseconds lower the round trip when both ends
  * have a CPU of their own, at the cost of that CPU time. */
 SLATE_API void slate_set_spin(unsigned microseconds);
-SLATE_API void slate_rx_close(slate_rx *rx);
+SLATE_API void slate_rx_close(slate_rx* rx);
 
 /* Queues a copy of msg. Blocks while the queue is full, up to timeout_ms
  * (negative: forever; 0: not at all): SLATE_EFULL at the deadline;
@@ -113,16 +113,16 @@ SLATE_API void slate_rx_close(slate_rx *rx);
  * good (with room, the message is queued for its next process). SLATE_ETOOBIG
  * over max_message (nothing is sent). A process that dies inside
  * slate_send has sent the message whole or not at all. */
-SLATE_API int slate_send(slate_tx *tx, const void *msg, size_t len, int timeout_ms);
+SLATE_API int slate_send(slate_tx* tx, const void* msg, size_t len, int timeout_ms);
 
 /* Like slate_send, and stores the message's id (ids start at 1 and grow by
  * one per message, across restarts of either end) in *msg_id. */
-SLATE_API int slate_send_id(slate_tx *tx, const void *msg, size_t len, int timeout_ms,
-                            uint64_t *msg_id);
+SLATE_API int slate_send_id(slate_tx* tx, const void* msg, size_t len, int timeout_ms,
+                            uint64_t* msg_id);
 
 /* The id the next slate_send on this end will give its message (1 on a new
  * channel). A producer restarted after a crash resumes from here. */
-SLATE_API uint64_t slate_next_id(const slate_tx *tx);
+SLATE_API uint64_t slate_next_id(const slate_tx* tx);
 
 /* Copies the next message into buf and returns its length; *msg_id (if not
  * NULL) gets its id. Sleeps until a message arrives or timeout_ms passes
@@ -131,17 +131,17 @@ SLATE_API uint64_t slate_next_id(const slate_tx *tx);
  * cap is too small (the message stays next; slate_max_message gives a
  * size that always fits). A message received and not acked when this
  * process dies is delivered again, in order, to the next process. */
-SLATE_API long slate_recv(slate_rx *rx, void *buf, size_t cap, uint64_t *msg_id, int timeout_ms);
+SLATE_API long slate_recv(slate_rx* rx, void* buf, size_t cap, uint64_t* msg_id, int timeout_ms);
 
 /* msg_id and every message before it are consumed (cumulative). */
-SLATE_API int slate_ack(slate_rx *rx, uint64_t msg_id);
+SLATE_API int slate_ack(slate_rx* rx, uint64_t msg_id);
 
 /* Counts the restarts of the other end: it changes each time another
  * process attaches there. Takes a slate_tx* or a slate_rx*; 0 for NULL. */
-SLATE_API uint64_t slate_peer_epoch(const void *end);
+SLATE_API uint64_t slate_peer_epoch(const void* end);
 
 /* The channel's max_message in bytes; 0 for NULL. */
-SLATE_API size_t slate_max_message(const void *end);
+SLATE_API size_t slate_max_message(const void* end);
 
 /* Request/reply on a pair of channels: `requests` from the client to the
  * server and `replies` back. Over at-least-once channels it gives each
@@ -159,19 +159,19 @@ SLATE_API size_t slate_max_message(const void *end);
  * cap (it is consumed). */
 /* Also SLATE_EFULL (the request could not be queued in time) and
  * SLATE_ETOOBIG (the request is over the requests channel's max_message). */
-SLATE_API long slate_call(slate_tx *requests, slate_rx *replies, const void *req, size_t len,
-                          void *reply, size_t cap, int timeout_ms);
+SLATE_API long slate_call(slate_tx* requests, slate_rx* replies, const void* req, size_t len,
+                          void* reply, size_t cap, int timeout_ms);
 
 /* Server: returns the next request to answer (its length; *req_id its id),
  * skipping (and acking) requests that a predecessor already answered. */
-SLATE_API long slate_serve(slate_rx *requests, slate_tx *replies, void *buf, size_t cap,
-                           uint64_t *req_id, int timeout_ms);
+SLATE_API long slate_serve(slate_rx* requests, slate_tx* replies, void* buf, size_t cap,
+                           uint64_t* req_id, int timeout_ms);
 
 /* Server: sends the reply to req_id, then acks the request. Acks are
  * cumulative, so a server answers in the order slate_serve returned the
  * requests: req_id must be the last one it returned (SLATE_EINVAL else). */
-SLATE_API int slate_reply(slate_rx *requests, slate_tx *replies, uint64_t req_id,
-                          const void *msg, size_t len, int timeout_ms);
+SLATE_API int slate_reply(slate_rx* requests, slate_tx* replies, uint64_t req_id, const void* msg,
+                          size_t len, int timeout_ms);
 
 /* State. -------------------------------------------------------------- */
 
@@ -184,29 +184,29 @@ SLATE_API int slate_reply(slate_rx *requests, slate_tx *replies, uint64_t req_id
  * handle); a transaction belongs to the thread that began it. */
 
 /* Each is its own transaction. */
-SLATE_API int slate_state_put(const char *key, const void *val, size_t len);
+SLATE_API int slate_state_put(const char* key, const void* val, size_t len);
 /* Copies up to cap bytes of the value and returns its full length (more
  * than cap means it was cut short); SLATE_ENOTFOUND if there is no such key. */
-SLATE_API long slate_state_get(const char *key, void *buf, size_t cap);
+SLATE_API long slate_state_get(const char* key, void* buf, size_t cap);
 /* SLATE_ENOTFOUND if there was no such key. */
-SLATE_API int slate_state_del(const char *key);
+SLATE_API int slate_state_del(const char* key);
 
 /* Calls fn for each key starting with prefix, in key order, on one
  * snapshot; fn returns 0 to go on, anything else to stop. */
-typedef int (*slate_visit_fn)(const char *key, size_t key_len, const void *val, size_t val_len,
-                              void *arg);
-SLATE_API int slate_state_foreach(const char *prefix, slate_visit_fn fn, void *arg);
+typedef int (*slate_visit_fn)(const char* key, size_t key_len, const void* val, size_t val_len,
+                              void* arg);
+SLATE_API int slate_state_foreach(const char* prefix, slate_visit_fn fn, void* arg);
 
 /* A write transaction: all of its changes are committed together or not at
  * all. One at a time per process (SLATE_ETXN for a second). Commit and abort
  * free it. */
 typedef struct slate_txn slate_txn;
-SLATE_API slate_txn *slate_txn_begin(void); /* NULL: see slate_last_error */
-SLATE_API int slate_txn_put(slate_txn *txn, const char *key, const void *val, size_t len);
-SLATE_API long slate_txn_get(slate_txn *txn, const char *key, void *buf, size_t cap);
-SLATE_API int slate_txn_del(slate_txn *txn, const char *key);
-SLATE_API int slate_txn_commit(slate_txn *txn);
-SLATE_API void slate_txn_abort(slate_txn *txn);
+SLATE_API slate_txn* slate_txn_begin(void); /* NULL: see slate_last_error */
+SLATE_API int slate_txn_put(slate_txn* txn, const char* key, const void* val, size_t len);
+SLATE_API long slate_txn_get(slate_txn* txn, const char* key, void* buf, size_t cap);
+SLATE_API int slate_txn_del(slate_txn* txn, const char* key);
+SLATE_API int slate_txn_commit(slate_txn* txn);
+SLATE_API void slate_txn_abort(slate_txn* txn);
 
 #ifdef __cplusplus
 }

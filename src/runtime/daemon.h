@@ -124,7 +124,7 @@ class Daemon {
   void OnCheckpointTick(const std::string& name);
   void OnStoreJobs(const std::string& name);
   void DoApplyStep(const core::ApplyStep& a);
-  void ResetDevices(const std::string& name, const spec::Component& c, HookDone done,
+  void ResetDevices(const std::string& name, const spec::Component& c, const HookDone& done,
                     std::size_t from = 0);
   nlohmann::json StateJson(const std::string& name) const;
 

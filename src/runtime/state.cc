@@ -122,7 +122,7 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
     e.checkpoint = checkpoint;
     DoEmit(e);
   };
-  auto reset = [this, name, event, finish](std::string why) {
+  auto reset = [this, name, event, finish](const std::string& why) {
     StoreState& st = stores_.at(name);
     std::uint64_t id = st.worker->Submit(store::ResetJob(st.set));
     st.jobs[id] = [event, finish, why](const store::JobOutcome& outcome) {
@@ -191,7 +191,7 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
   finish();
 }
 
-void Daemon::ResetDevices(const std::string& name, const spec::Component& c, HookDone done,
+void Daemon::ResetDevices(const std::string& name, const spec::Component& c, const HookDone& done,
                           std::size_t from) {
   // One device after another, in the order the component lists them; the
   // first failure ends the sequence.
