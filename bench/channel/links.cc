@@ -153,28 +153,23 @@ std::unique_ptr<Link> MakeChannelLink(const LinkOptions& o) {
     Fail("channel", "cannot make a directory under " + o.dir);
     return nullptr;
   }
+  auto fail = [&](const channel::ChannelError& e) -> std::unique_ptr<Link> {
+    Fail("channel: create", e.Describe());
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    return nullptr;
+  };
   channel::ChannelGeometry g;
   g.capacity = o.capacity;
   g.max_message = o.message_size;
   auto files = ChannelFiles::Create(dir + "/channel", g);
-  std::optional<channel::ChannelResult<EndFds>> producer_fds;
-  std::optional<channel::ChannelResult<EndFds>> consumer_fds;
-  if (files) {
-    producer_fds.emplace(files->ProducerFds());
-    consumer_fds.emplace(files->ConsumerFds());
-  }
-  const channel::ChannelError* error = !files           ? &files.error()
-                                       : !*producer_fds ? &producer_fds->error()
-                                       : !*consumer_fds ? &consumer_fds->error()
-                                                        : nullptr;
-  if (error != nullptr) {
-    Fail("channel: create", error->Describe());
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-    return nullptr;
-  }
-  return std::make_unique<ChannelLink>(dir, std::move(*files), std::move(**producer_fds),
-                                       std::move(**consumer_fds), o.spin);
+  if (!files) return fail(files.error());
+  auto producer_fds = files->ProducerFds();
+  if (!producer_fds) return fail(producer_fds.error());
+  auto consumer_fds = files->ConsumerFds();
+  if (!consumer_fds) return fail(consumer_fds.error());
+  return std::make_unique<ChannelLink>(dir, std::move(*files), std::move(*producer_fds),
+                                       std::move(*consumer_fds), o.spin);
 }
 
 std::unique_ptr<Link> MakePipeLink(const LinkOptions&) {

@@ -44,8 +44,7 @@ struct Options {
   std::string out;
 
   // Messages per throughput run. Pipes and sockets, several times slower,
-  // send a quarter as many, so that the run stays short; each run still
-  // lasts long enough (> 0.1 s) for a rate.
+  // send a quarter as many, so that the whole run stays short.
   long Messages(std::size_t size, Kind kind) const {
     long n = size <= 64 ? messages_64 : messages_4k;
     return kind == Kind::kPipe || kind == Kind::kSocketPair ? std::max(n / 4, 2L) : n;
