@@ -16,24 +16,6 @@
 namespace slate::testing {
 namespace {
 
-const std::string kPeer = SLATE_PEER;
-
-std::string WithPeer(std::string toml) {
-  for (std::size_t at; (at = toml.find("{peer}")) != std::string::npos;) toml.replace(at, 6, kPeer);
-  return toml;
-}
-
-// The ids the consumer recorded, in file order.
-std::vector<std::uint64_t> Recorded(const std::string& path) {
-  std::vector<std::uint64_t> ids;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ids;
-  std::uint64_t v = 0;
-  while (::read(fd, &v, 8) == 8) ids.push_back(v);
-  ::close(fd);
-  return ids;
-}
-
 std::size_t RecordedCount(const std::string& path) {
   struct stat sb {};
   if (::stat(path.c_str(), &sb) != 0) return 0;
@@ -63,7 +45,7 @@ TEST(Libslate, InitOutsideTheRuntimeSaysHowToRunIt) {
 }
 
 TEST(Libslate, AComponentGetsOnlyTheEndsItsFileGrants) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 children = ["a", "b", "c", "d"]
 [component.a]
@@ -83,7 +65,7 @@ to = "b"
 [channel.other]
 from = "c"
 to = "d"
-)"));
+)");
   sut.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] { return ReadLog(sut, "c").find("why:") != std::string::npos; }, milliseconds(5000)));
@@ -118,7 +100,7 @@ to = "d"
 TEST(Libslate, AStreamSurvivesKillsOfBothEndsAndTheRuntime) {
   const char* env = std::getenv("SLATE_STREAM_MESSAGES");
   const std::uint64_t total = env != nullptr ? std::strtoull(env, nullptr, 10) : 1'000'000;
-  SystemUnderTest sut(WithPeer(fmt::format(R"(
+  SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
 intensity = 1000
 period = "1s"
@@ -136,7 +118,7 @@ capacity = 4096
 max_message = "64B"
 max_deliveries = 1000
 )",
-                                           total)));
+                                  total));
   const std::string out = sut.dir() + "/consumer.out";
   sut.StartReady();
   std::mt19937 rng(20261127);
@@ -164,7 +146,7 @@ max_deliveries = 1000
       SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= total; }, milliseconds(60000)))
       << RecordedCount(out) << " of " << total << " recorded\n"
       << sut.RunLog();
-  std::vector<std::uint64_t> ids = Recorded(out);
+  std::vector<std::uint64_t> ids = ReadNumbers(out);
   ASSERT_EQ(ids.size(), total);
   for (std::uint64_t i = 0; i < total; ++i) {
     ASSERT_EQ(ids[i], i + 1) << "at record " << i;
@@ -179,7 +161,7 @@ max_deliveries = 1000
 }
 
 TEST(Libslate, APoisonMessageGoesToTheDeadLetterQueueAndTheStreamGoesOn) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 10
 children = ["producer", "consumer"]
@@ -193,7 +175,7 @@ ready = "notify"
 from = "producer"
 to = "consumer"
 max_deliveries = 3
-)"));
+)");
   const std::string out = sut.dir() + "/consumer.out";
   sut.StartReady();
   ASSERT_TRUE(sut.WaitEvent("message_dead_lettered", "consumer")) << sut.RunLog();
@@ -204,7 +186,7 @@ max_deliveries = 3
   EXPECT_EQ(e["msg_id"], 20);
   EXPECT_EQ(e["deliveries"], 3);
   EXPECT_EQ(sut.Events("child_exited", "consumer").size(), 3u);
-  std::vector<std::uint64_t> ids = Recorded(out);
+  std::vector<std::uint64_t> ids = ReadNumbers(out);
   std::vector<std::uint64_t> want;
   for (std::uint64_t i = 1; i <= 50; ++i) {
     if (i != 20) want.push_back(i);
@@ -218,7 +200,7 @@ max_deliveries = 3
 class Corruption : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Corruption, CaughtNamedRepaired) {
-  SystemUnderTest sut(WithPeer(fmt::format(R"(
+  SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
 intensity = 5
 children = ["scribbler", "consumer"]
@@ -234,7 +216,7 @@ to = "consumer"
 capacity = 64
 max_message = "8B"
 )",
-                                           GetParam())));
+                                  GetParam()));
   const std::string out = sut.dir() + "/consumer.out";
   sut.StartReady();
   ASSERT_TRUE(sut.WaitEvent("child_exited", "scribbler")) << sut.RunLog();
@@ -247,7 +229,7 @@ max_message = "8B"
       SystemUnderTest::WaitUntil([&] { return RecordedCount(out) >= 40; }, milliseconds(10000)))
       << sut.RunLog();
   EXPECT_TRUE(sut.Events("child_exited", "consumer").empty());
-  std::vector<std::uint64_t> ids = Recorded(out);
+  std::vector<std::uint64_t> ids = ReadNumbers(out);
   for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1);
   EXPECT_THAT(sut.RunLog(), ::testing::HasSubstr("channel stream: repaired the producer's file"));
 }
@@ -255,7 +237,7 @@ max_message = "8B"
 INSTANTIATE_TEST_SUITE_P(Scribble, Corruption, ::testing::Values("write", "slot"));
 
 TEST(Libslate, CallsAreAnsweredOnceThroughServerCrashes) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 10
 children = ["server", "client"]
@@ -271,7 +253,7 @@ to = "server"
 [channel.rep]
 from = "server"
 to = "client"
-)"));
+)");
   sut.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] { return ReadLog(sut, "client").find("calls answered") != std::string::npos; },
@@ -291,7 +273,7 @@ to = "client"
 }
 
 TEST(Libslate, ACallerHearsAtOnceThatTheServerIsDown) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 children = ["server", "client"]
 [component.server]
@@ -306,7 +288,7 @@ to = "server"
 [channel.rep]
 from = "server"
 to = "client"
-)"));
+)");
   sut.StartReady();
   std::this_thread::sleep_for(milliseconds(300));  // the call is waiting
   EXPECT_EQ(ReadLog(sut, "client").find("call-once:"), std::string::npos);

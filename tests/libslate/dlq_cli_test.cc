@@ -15,8 +15,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kPeer = SLATE_PEER;
-
 constexpr const char* kPoisonSystem = R"(
 [supervisor.main]
 intensity = 20
@@ -32,11 +30,6 @@ from = "producer"
 to = "consumer"
 max_deliveries = 3
 )";
-
-std::string WithPeer(std::string toml) {
-  for (std::size_t at; (at = toml.find("{peer}")) != std::string::npos;) toml.replace(at, 6, kPeer);
-  return toml;
-}
 
 // Starts the system and waits until message 20 is a dead letter and the
 // stream has gone on past it.
@@ -105,7 +98,7 @@ bool WaitStopped(const SystemUnderTest& sut, const std::string& name) {
 }
 
 TEST(DlqCli, ListsThePoisonedMessage) {
-  SystemUnderTest sut(WithPeer(kPoisonSystem));
+  SystemUnderTest sut(kPoisonSystem);
   StartAndPoison(sut);
   CommandOutput r = sut.Cli({"dlq", "stream"});
   EXPECT_EQ(r.code, 0) << r.out;
@@ -119,7 +112,7 @@ TEST(DlqCli, ListsThePoisonedMessage) {
 }
 
 TEST(DlqCli, JsonAndExportGiveTheDeadLettersAsJsonLines) {
-  SystemUnderTest sut(WithPeer(kPoisonSystem));
+  SystemUnderTest sut(kPoisonSystem);
   StartAndPoison(sut);
   CommandOutput json = sut.Cli({"dlq", "stream", "--json"});
   ASSERT_EQ(json.code, 0) << json.out;
@@ -150,7 +143,7 @@ TEST(DlqCli, JsonAndExportGiveTheDeadLettersAsJsonLines) {
 }
 
 TEST(DlqCli, RequeueWaitsForTheProducerToStopThenPutsTheMessageBack) {
-  SystemUnderTest sut(WithPeer(kPoisonSystem));
+  SystemUnderTest sut(kPoisonSystem);
   StartAndPoison(sut);
   CommandOutput busy = sut.Cli({"dlq", "stream", "requeue", "20"});
   EXPECT_EQ(busy.code, 1) << busy.out;
@@ -196,7 +189,7 @@ TEST(DlqCli, RequeueWaitsForTheProducerToStopThenPutsTheMessageBack) {
 }
 
 TEST(DlqCli, PurgeAllEmptiesTheQueue) {
-  SystemUnderTest sut(WithPeer(kPoisonSystem));
+  SystemUnderTest sut(kPoisonSystem);
   StartAndPoison(sut);
   CommandOutput missing = sut.Cli({"dlq", "stream", "purge", "999"});
   EXPECT_EQ(missing.code, 1) << missing.out;
@@ -215,7 +208,7 @@ TEST(DlqCli, PurgeAllEmptiesTheQueue) {
 }
 
 TEST(DlqCli, AnUnknownChannelIsARuntimeErrorNamingTheKnownOnes) {
-  SystemUnderTest sut(WithPeer(kPoisonSystem));
+  SystemUnderTest sut(kPoisonSystem);
   // Past the poison: no consumer is being restarted (and creating files in
   // the test's folder) when the test ends and its folder is removed.
   StartAndPoison(sut);

@@ -13,23 +13,6 @@
 namespace slate::testing {
 namespace {
 
-const std::string kPeer = SLATE_PEER;
-
-std::string WithPeer(std::string toml) {
-  for (std::size_t at; (at = toml.find("{peer}")) != std::string::npos;) toml.replace(at, 6, kPeer);
-  return toml;
-}
-
-std::vector<std::uint64_t> Values(const std::string& path) {
-  std::vector<std::uint64_t> out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  std::uint64_t v = 0;
-  while (::read(fd, &v, 8) == 8) out.push_back(v);
-  ::close(fd);
-  return out;
-}
-
 // The counter's store, opened after the system stopped.
 struct Counted {
   std::uint64_t n = 0;
@@ -61,7 +44,7 @@ Counted ReadStore(const std::string& dir) {
 TEST(State, ACounterKilledAThousandTimesLosesAndRepeatsNothing) {
   const char* env = std::getenv("SLATE_COUNTER_KILLS");
   const int kills = env != nullptr ? std::atoi(env) : 1000;
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 100000
 period = "1s"
@@ -70,7 +53,7 @@ children = ["counter"]
 exec = ["{peer}", "count", "--out", "counter.out"]
 ready = "notify"
 state = { size = "64MiB", durability = "process" }
-)"));
+)");
   const std::string out = sut.dir() + "/counter.out";
   sut.StartReady();
   std::mt19937 rng(5);
@@ -98,7 +81,7 @@ state = { size = "64MiB", durability = "process" }
   ASSERT_TRUE(sut.Wait().has_value());
 
   Counted c = ReadStore(sut.state_dir() + "/state/counter");
-  std::vector<std::uint64_t> reported = Values(out);
+  std::vector<std::uint64_t> reported = ReadNumbers(out);
   ASSERT_FALSE(reported.empty());
   // Every value the counter reported was committed, and none twice.
   EXPECT_LE(reported.back(), c.n);
@@ -117,13 +100,13 @@ state = { size = "64MiB", durability = "process" }
 }
 
 TEST(State, AComponentWithoutStateIsToldHowToGetOne) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 children = ["counter"]
 [component.counter]
 exec = ["{peer}", "count", "--out", "counter.out"]
 ready = "notify"
-)"));
+)");
   sut.Start();
   auto log = [&] {
     std::ifstream in(fs::path(sut.state_dir()) / "logs" / "counter.log");
@@ -158,7 +141,7 @@ std::vector<std::string> Kinds(const SystemUnderTest& sut, const std::string& no
 }
 
 TEST(Ladder, PoisonedStateRecoversThroughRollbackToAGoodCheckpoint) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 20
 period = "10s"
@@ -168,7 +151,7 @@ exec = ["{peer}", "stateful"]
 ready = "notify"
 state = { size = "16MiB", checkpoint_every = "100ms", keep = 3 }
 on_persistent_failure = { after = 2, steps = ["rollback_state", "give_up"] }
-)"));
+)");
   sut.StartReady();
   ASSERT_TRUE(sut.WaitEvent("state_checkpointed", "agg", milliseconds(5000), 2)) << sut.RunLog();
   Touch(sut.dir() + "/poison-now");
@@ -200,7 +183,7 @@ on_persistent_failure = { after = 2, steps = ["rollback_state", "give_up"] }
 TEST(Ladder, StateThatCannotBeRolledBackIsSanitizedOrReset) {
   for (const char* steps : {R"(["rollback_state"])", R"(["sanitize_state"])"}) {
     SCOPED_TRACE(steps);
-    SystemUnderTest sut(WithPeer(fmt::format(R"(
+    SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
 intensity = 20
 period = "10s"
@@ -212,7 +195,7 @@ state = {{ size = "16MiB" }}
 sanitize = ["{{peer}}", "sanitize"]
 on_persistent_failure = {{ after = 2, steps = {} }}
 )",
-                                             steps)));
+                                    steps));
     sut.StartReady();
     std::this_thread::sleep_for(milliseconds(100));
     Touch(sut.dir() + "/poison-now");
@@ -229,7 +212,7 @@ on_persistent_failure = {{ after = 2, steps = {} }}
 TEST(Ladder, AWedgedDeviceRecoversOnlyBecauseItIsReset) {
   for (bool with_reset : {false, true}) {
     SCOPED_TRACE(with_reset ? "with a reset hook" : "without");
-    SystemUnderTest sut(WithPeer(
+    SystemUnderTest sut(
         fmt::format(R"(
 [supervisor.main]
 intensity = 20
@@ -243,7 +226,7 @@ on_persistent_failure = {{ after = 3, steps = ["reset_device", "give_up"] }}
 [device.sim]
 {}
 )",
-                    with_reset ? R"(reset = ["{peer}", "device-reset", "sim.dev"])" : "")));
+                    with_reset ? R"(reset = ["{peer}", "device-reset", "sim.dev"])" : ""));
     sut.StartReady();
     Touch(sut.dir() + "/wedge-now");
     if (with_reset) {
@@ -260,7 +243,7 @@ on_persistent_failure = {{ after = 3, steps = ["reset_device", "give_up"] }}
 }
 
 TEST(Ladder, GivingUpOnACriticalComponentEndsTheRunWithExit3) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 20
 period = "10s"
@@ -274,7 +257,7 @@ exec = ["{peer}", "drive", "--device", "gone.dev"]
 ready = "notify"
 critical = true
 on_persistent_failure = { after = 2, steps = ["give_up"] }
-)"));
+)");
   std::ofstream(sut.dir() + "/gone.dev") << "ok\n";
   sut.StartReady();
   std::ofstream(sut.dir() + "/gone.dev") << "wedged\n";
@@ -304,7 +287,7 @@ std::string ImageOf(SystemUnderTest& sut, const std::string& name, bool* probati
 }
 
 TEST(Images, ABadUpdateIsRevertedByItselfAndAGoodOneIsAccepted) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 20
 period = "10s"
@@ -313,7 +296,7 @@ children = ["svc"]
 exec = ["{peer}", "drive", "--device", "ok.dev"]
 ready = "notify"
 healthy_after = "500ms"
-)"));
+)");
   // A bad version: exits at once. A good one: the same program, one byte
   // longer (another digest).
   const std::string bad = sut.dir() + "/bad-svc";
@@ -356,7 +339,7 @@ healthy_after = "500ms"
 }
 
 TEST(Images, TheLadderRevertsToThePreviousImage) {
-  SystemUnderTest sut(WithPeer(R"(
+  SystemUnderTest sut(R"(
 [supervisor.main]
 intensity = 20
 period = "10s"
@@ -366,7 +349,7 @@ exec = ["{peer}", "drive", "--device", "ok.dev"]
 ready = "notify"
 healthy_after = "300ms"
 on_persistent_failure = { after = 2, steps = ["revert_image", "give_up"] }
-)"));
+)");
   const std::string next = sut.dir() + "/next-svc";
   fs::copy_file(kPeer, next);
   std::ofstream(next, std::ios::app) << '\n';

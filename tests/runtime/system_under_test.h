@@ -38,6 +38,9 @@ using std::chrono::milliseconds;
 
 inline const std::string kSlate = SLATE_BINARY;
 inline const std::string kTestee = SLATE_TESTEE;
+#ifdef SLATE_PEER
+inline const std::string kPeer = SLATE_PEER;  // tests/libslate's component
+#endif
 
 struct CommandOutput {
   int code = -1;
@@ -74,9 +77,19 @@ inline CommandOutput Command(const std::vector<std::string>& argv) {
   return r;
 }
 
+// The 8-byte little-endian numbers a test component appended to `path`.
+inline std::vector<std::uint64_t> ReadNumbers(const std::string& path) {
+  std::vector<std::uint64_t> out;
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t v = 0;
+  while (in.read(reinterpret_cast<char*>(&v), sizeof v)) out.push_back(v);
+  return out;
+}
+
 class SystemUnderTest {
  public:
-  // `toml` may use {testee} for the testee's path; state_dir is set here.
+  // `toml` may use {testee} for the testee's path (and {peer} for
+  // slate_peer's where SLATE_PEER is defined); state_dir is set here.
   explicit SystemUnderTest(const std::string& toml) {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     // Short enough for the sockets under it (108 bytes for a Unix socket path).
@@ -90,8 +103,14 @@ class SystemUnderTest {
     fs::create_directories(dir_);
     file_ = (dir_ / "system.toml").string();
     std::string text = toml;
-    for (std::size_t at; (at = text.find("{testee}")) != std::string::npos;) {
-      text.replace(at, 8, kTestee);
+    std::vector<std::pair<std::string_view, std::string>> paths{{"{testee}", kTestee}};
+#ifdef SLATE_PEER
+    paths.emplace_back("{peer}", kPeer);
+#endif
+    for (const auto& [name, path] : paths) {
+      for (std::size_t at; (at = text.find(name)) != std::string::npos;) {
+        text.replace(at, name.size(), path);
+      }
     }
     std::ofstream(file_) << "[system]\nname = \"it\"\nroot = \"main\"\nstate_dir = \"state\"\n"
                          << text;
@@ -115,9 +134,15 @@ class SystemUnderTest {
     if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
   }
 
-  std::string state_dir() const { return (dir_ / "state").string(); }
-  std::string dir() const { return dir_.string(); }
-  pid_t pid() const { return pid_; }
+  std::string state_dir() const {
+    return (dir_ / "state").string();
+  }
+  std::string dir() const {
+    return dir_.string();
+  }
+  pid_t pid() const {
+    return pid_;
+  }
 
   // Starts `slate run` in the background; its output goes to run.log.
   void Start() {
@@ -239,7 +264,9 @@ class SystemUnderTest {
     return s.str();
   }
 
-  std::string file() const { return file_; }
+  std::string file() const {
+    return file_;
+  }
 
   // Replaces the first `what` in the system file, for values known only
   // once the test's folder exists.
