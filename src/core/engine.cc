@@ -323,6 +323,10 @@ CommandResult Supervision::Shutdown(Time now) {
 Incarnation Supervision::IncarnationOf(const std::string& name) const {
   return engine_->IncarnationOf(name);
 }
+std::optional<NodeStatus> Supervision::StatusOf(const std::string& name) const {
+  return engine_->StatusOf(name);
+}
+
 std::vector<NodeStatus> Supervision::Status() const {
   return engine_->Status();
 }

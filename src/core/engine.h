@@ -33,6 +33,7 @@ class Supervision::Engine {
 
   Incarnation IncarnationOf(const std::string& name) const;
   std::vector<NodeStatus> Status() const;
+  std::optional<NodeStatus> StatusOf(const std::string& name) const;
   bool finished() const { return finished_; }
 
  private:
@@ -51,6 +52,7 @@ class Supervision::Engine {
   void Refresh(Node& s);  // a (re)started supervisor's fresh state
   Node* Find(const std::string& name);
   const Node* Find(const std::string& name) const;
+  NodeStatus StatusOf(const Node& n) const;
   Node& Parent(const Node& n) { return nodes_[n.parent]; }
   bool IsRoot(const Node& n) const { return n.parent == internal::kNoNode; }
 

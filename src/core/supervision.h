@@ -90,6 +90,8 @@ class Supervision {
   Incarnation IncarnationOf(const std::string& name) const;
   // The tree in start order, the root first.
   std::vector<NodeStatus> Status() const;
+  // One node's line of Status(); nullopt for an unknown name.
+  std::optional<NodeStatus> StatusOf(const std::string& name) const;
   // True once Finish was returned: the runtime should stop.
   bool Finished() const;
 

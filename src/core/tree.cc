@@ -96,31 +96,41 @@ const internal::Node* Supervision::Engine::Find(const std::string& name) const {
   return it == by_name_.end() ? nullptr : &nodes_[it->second];
 }
 
+NodeStatus Supervision::Engine::StatusOf(const Node& n) const {
+  NodeStatus st;
+  st.name = n.name;
+  st.supervisor = IsRoot(n) ? "" : nodes_[n.parent].name;
+  st.is_supervisor = n.is_supervisor();
+  st.state = std::string(internal::ToString(n.state));
+  st.pid = n.process_alive ? n.pid : 0;
+  st.since = n.running_since;
+  st.restarts = n.restarts;
+  st.streak = n.streak;
+  st.gave_up = n.gave_up;
+  st.in_episode = n.streak > 0 || n.next_step > 0;
+  if (n.gave_up) st.state = "failed";
+  if (n.component != nullptr && n.component->on_persistent_failure &&
+      n.next_step < n.component->on_persistent_failure->steps.size()) {
+    st.next_step =
+        std::string(spec::ToString(n.component->on_persistent_failure->steps[n.next_step]));
+  }
+  for (NodeId k : n.children) st.children.push_back(nodes_[k].name);
+  return st;
+}
+
+std::optional<NodeStatus> Supervision::Engine::StatusOf(const std::string& name) const {
+  const Node* n = Find(name);
+  if (n == nullptr || n->detached) return std::nullopt;
+  return StatusOf(*n);
+}
+
 std::vector<NodeStatus> Supervision::Engine::Status() const {
   std::vector<NodeStatus> out;
   std::vector<NodeId> todo{root_};
   while (!todo.empty()) {
     const Node& n = nodes_[todo.back()];
     todo.pop_back();
-    NodeStatus st;
-    st.name = n.name;
-    st.supervisor = IsRoot(n) ? "" : nodes_[n.parent].name;
-    st.is_supervisor = n.is_supervisor();
-    st.state = std::string(internal::ToString(n.state));
-    st.pid = n.process_alive ? n.pid : 0;
-    st.since = n.running_since;
-    st.restarts = n.restarts;
-    st.streak = n.streak;
-    st.gave_up = n.gave_up;
-    st.in_episode = n.streak > 0 || n.next_step > 0;
-    if (n.gave_up) st.state = "failed";
-    if (n.component != nullptr && n.component->on_persistent_failure &&
-        n.next_step < n.component->on_persistent_failure->steps.size()) {
-      st.next_step =
-          std::string(spec::ToString(n.component->on_persistent_failure->steps[n.next_step]));
-    }
-    for (NodeId k : n.children) st.children.push_back(nodes_[k].name);
-    out.push_back(std::move(st));
+    out.push_back(StatusOf(n));
     for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) todo.push_back(*it);
   }
   return out;

@@ -194,9 +194,10 @@ class Daemon {
   std::map<std::string, StoreState> stores_;
   std::map<int, Hook> hooks_;  // by pidfd
   std::optional<image::ImageStore> images_;
-  std::map<std::string, Probation> probation_;
-  std::optional<Time> probation_next_;  // the next probation that may end
-  std::set<pid_t> hook_pids_;           // reaped through their pidfds, not as orphans
+  std::map<std::string, Probation> probation_;      // every component whose image is in probation
+  std::map<std::string, std::string> image_paths_;  // the image each component runs
+  std::optional<Time> probation_next_;              // the next probation that may end
+  std::set<pid_t> hook_pids_;                       // reaped through their pidfds, not as orphans
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;

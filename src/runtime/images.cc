@@ -64,6 +64,8 @@ Result<std::monostate> Daemon::SetUpImages() {
           digest.substr(0, 19));
       probation_[c.name] = Probation{};
       EmitImage("image_updated", c.name, fmt::format("{} changed since the last run", program));
+    } else if (history->in_probation()) {
+      probation_[c.name] = Probation{};  // an update the last run did not see through
     }
   }
   // Images no component's history names any more (older updates, programs
@@ -76,6 +78,10 @@ Result<std::monostate> Daemon::SetUpImages() {
 
 std::string Daemon::ImagePath(const spec::Component& c) {
   if (!images_) return c.exec.at(0);
+  // Every restart spawns: no file read for an image that has not changed.
+  if (auto cached = image_paths_.find(c.name); cached != image_paths_.end()) {
+    return cached->second;
+  }
   auto digest = images_->Current(c.name);
   if (!digest) {
     // A program that did not exist at start: import it now, if it exists.
@@ -84,31 +90,31 @@ std::string Daemon::ImagePath(const spec::Component& c) {
     digest = imported;
   }
   auto path = images_->Path(*digest);
-  return path ? *path : c.exec.at(0);
+  if (!path) return c.exec.at(0);
+  image_paths_[c.name] = *path;
+  return *path;
 }
 
 void Daemon::EmitImage(const std::string& type, const std::string& name, std::string detail) {
   core::Event e;
   e.event = type;
   e.node = name;
+  image_paths_.erase(name);  // every change of image is emitted here
   if (auto digest = images_->Current(name); digest) e.image = *digest;
   if (!detail.empty()) e.detail = std::move(detail);
   DoEmit(e);
 }
 
 void Daemon::OnImageFailure(const std::string& name, const spec::Component& c) {
-  if (!images_) return;
-  auto history = images_->History(name);
-  if (!history || !history->in_probation()) return;
-  Probation& p = probation_[name];
+  auto in_probation = probation_.find(name);
+  if (!images_ || in_probation == probation_.end()) return;
+  Probation& p = in_probation->second;
   p.ready_at.reset();
   ++p.failures;
   // A start the supervisor will not retry (the operator's restart that an
   // update makes) leaves the child stopped: revert at once, or it stays down.
-  bool stays_down = false;
-  for (const core::NodeStatus& n : sup_.Status()) {
-    if (n.name == name) stays_down = n.state == "stopped";
-  }
+  auto status = sup_.StatusOf(name);
+  const bool stays_down = status && status->state == "stopped";
   if (p.failures < ProbationLimit(c) && !stays_down) return;
   const int failures = p.failures;
   auto reverted = images_->Revert(name);
@@ -123,10 +129,9 @@ void Daemon::OnImageFailure(const std::string& name, const spec::Component& c) {
 }
 
 void Daemon::OnImageReady(const std::string& name, const spec::Component& c) {
-  if (!images_) return;
-  auto history = images_->History(name);
-  if (!history || !history->in_probation()) return;
-  probation_[name].ready_at = Now();
+  auto in_probation = probation_.find(name);
+  if (!images_ || in_probation == probation_.end()) return;
+  in_probation->second.ready_at = Now();
   probation_next_ = probation_next_ ? std::min(*probation_next_, Now() + ProbationWindow(c))
                                     : Now() + ProbationWindow(c);
 }

@@ -65,10 +65,8 @@ Result<std::monostate> Daemon::SetUpStores() {
 }
 
 bool Daemon::Healthy(const std::string& name) const {
-  for (const core::NodeStatus& n : sup_.Status()) {
-    if (n.name == name) return n.state == "running" && !n.in_episode;
-  }
-  return false;
+  auto n = sup_.StatusOf(name);
+  return n && n->state == "running" && !n->in_episode;
 }
 
 void Daemon::OnCheckpointTick(const std::string& name) {
