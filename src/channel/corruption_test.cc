@@ -34,11 +34,7 @@ class CorruptionTest : public ::testing::Test {
 
   template <typename T>
   void Scribble(std::string_view file, std::uint64_t at, T value) {
-    int fd = ::open((dir_.Channel() + "/" + std::string(file)).c_str(), O_WRONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::pwrite(fd, &value, sizeof value, static_cast<off_t>(at)),
-              static_cast<ssize_t>(sizeof value));
-    ::close(fd);
+    testing::Scribble(dir_.Channel(), file, at, value);
   }
 
   void Truncate(std::string_view file, off_t size) {

@@ -35,11 +35,7 @@ class RepairTest : public ::testing::Test {
 
   template <typename T>
   void Scribble(std::string_view file, std::uint64_t at, T value) {
-    int fd = ::open((dir_.Channel() + "/" + std::string(file)).c_str(), O_WRONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::pwrite(fd, &value, sizeof value, static_cast<off_t>(at)),
-              static_cast<ssize_t>(sizeof value));
-    ::close(fd);
+    testing::Scribble(dir_.Channel(), file, at, value);
   }
 
   static std::uint64_t Send(Producer& p, std::string_view text) {

@@ -14,8 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include "channel/channel_files.h"
 #include "channel/consumer.h"
@@ -105,6 +109,17 @@ std::vector<T> ReadValues(int fd, std::size_t count,
 void WriteAllOrDie(int fd, std::span<const std::byte> bytes);
 
 ChannelFiles MustCreate(const std::string& dir, const ChannelGeometry& g);
+
+// Writes `value` at byte `at` of `file` in the channel directory `dir`, as a
+// wild write through that file's owner's mapping would (they share pages).
+template <typename T>
+void Scribble(const std::string& dir, std::string_view file, std::uint64_t at, T value) {
+  int fd = ::open((dir + "/" + std::string(file)).c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, &value, sizeof value, static_cast<off_t>(at)),
+            static_cast<ssize_t>(sizeof value));
+  ::close(fd);
+}
 Producer MustAttachProducer(const ChannelFiles& files, AttachOptions options = {});
 Consumer MustAttachConsumer(const ChannelFiles& files, AttachOptions options = {});
 
