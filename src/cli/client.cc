@@ -193,7 +193,12 @@ int Tail(const std::string& path, bool follow,
     if (::read(ino, buf, sizeof(buf)) <= 0) break;
     const auto* ev = reinterpret_cast<const inotify_event*>(buf);
     if ((ev->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) != 0) {
-      // Rotated: read the new file from its start.
+      // Rotated: finish the old file, then read the new one from its start.
+      in.clear();
+      while (std::getline(in, line)) {
+        fmt::print("{}\n", show(partial + line));
+        partial.clear();
+      }
       in.close();
       for (int i = 0; i < 100 && !fs::exists(path); ++i) ::usleep(10000);
       in.open(path);

@@ -1,7 +1,7 @@
 #include "runtime/log_sink.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <cstdio>  // renameat2, RENAME_EXCHANGE
 #include <ctime>
 #include <system_error>
 
@@ -48,8 +48,28 @@ void LogSink::OpenFile() {
 }
 
 void LogSink::Rotate() {
+  // NAME.log must exist at every instant (a reader may look at any time):
+  // the fresh file is made aside and swapped in with one atomic exchange;
+  // only then does the full one move on to NAME.log.1.
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  std::string fresh = path_ + ".new";
   std::string old = path_ + ".1";
+  int nfd = ::open(fresh.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+  if (nfd >= 0 &&
+      ::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE) == 0) {
+    if (::rename(fresh.c_str(), old.c_str()) != 0) {
+      Say("cannot rotate {}: {}", path_, std::system_category().message(errno));
+    }
+    fd_ = nfd;
+    size_ = 0;
+    return;
+  }
+  // No exchange on this file system: rename, then create (a brief gap).
+  if (nfd >= 0) {
+    ::close(nfd);
+    ::unlink(fresh.c_str());
+  }
   if (::rename(path_.c_str(), old.c_str()) != 0) {
     Say("cannot rotate {}: {}", path_, std::system_category().message(errno));
   }

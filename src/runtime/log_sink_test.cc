@@ -1,9 +1,12 @@
 #include "runtime/log_sink.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -60,8 +63,33 @@ TEST_F(LogSinkTest, RotatesPastTheLimit) {
     log.Write(line);
   }
   EXPECT_TRUE(fs::exists(dir_ / "c.log.1"));
+  EXPECT_FALSE(fs::exists(dir_ / "c.log.new"));
   EXPECT_LE(fs::file_size(p), LogSink::kRotateAt);
   EXPECT_GT(fs::file_size(dir_ / "c.log.1"), LogSink::kRotateAt - 2000);
+}
+
+TEST_F(LogSinkTest, TheLogFileExistsThroughoutRotation) {
+  fs::path p = dir_ / "d.log";
+  LogSink log("d", p.string(), false);
+  std::atomic<bool> done{false};
+  std::atomic<int> missing{0};
+  std::atomic<long> looks{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) != 0) missing.fetch_add(1);
+      looks.fetch_add(1);
+    }
+  });
+  std::string line(1000, 'z');
+  line += '\n';
+  for (std::uint64_t written = 0; written < 4 * LogSink::kRotateAt; written += line.size()) {
+    log.Write(line);
+  }
+  done.store(true);
+  reader.join();
+  EXPECT_GT(looks.load(), 0);
+  EXPECT_EQ(missing.load(), 0) << "the log was missing " << missing.load() << " times";
 }
 
 }  // namespace
