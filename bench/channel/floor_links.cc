@@ -154,7 +154,7 @@ void WaitFor(RingLine& own, RingLine& peer, Ready ready, std::chrono::nanosecond
 // Stores our index, then wakes the peer if it sleeps for it — once per
 // sleep: after the first bump the word no longer holds the value the peer
 // went to sleep on, so later messages skip the system call until the peer
-// runs again. (The channel wakes on every message while the flag is up.)
+// runs again. (The channel does the same, with its wait tokens.)
 void Publish(RingLine& own, const RingLine& peer, std::uint64_t index) {
   own.index.store(index, std::memory_order_seq_cst);
   std::uint64_t wants = peer.wants.load(std::memory_order_seq_cst);

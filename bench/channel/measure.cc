@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "channel/end.h"
 #include "channel/links.h"
 #include "common/bench_util.h"
 
@@ -189,7 +190,7 @@ std::string Name(const Contender& c) {
     case Kind::kFloorRing: return fmt::format("floor: shm ring + futex, {}", spin);
     case Kind::kChannel:
       return fmt::format("Clean Slate channel, {}{}", spin,
-                         c.spin.count() == 0 ? " (default)" : "");
+                         c.spin == channel::kDefaultSpin ? " (default)" : "");
     case Kind::kPipe: return "pipe";
     case Kind::kSocketPair: return "Unix socketpair (SEQPACKET)";
   }

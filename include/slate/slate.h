@@ -101,9 +101,11 @@ SLATE_API slate_tx* slate_tx_open(const char* channel);
 SLATE_API slate_rx* slate_rx_open(const char* channel);
 SLATE_API void slate_tx_close(slate_tx* tx);
 /* Before sleeping on an empty (receive) or full (send) queue, ends opened
- * after this call poll the peer for up to `microseconds` first (default 0:
- * sleep at once). A few microseconds lower the round trip when both ends
- * have a CPU of their own, at the cost of that CPU time. */
+ * after this call poll the peer for up to `microseconds` first (default 2;
+ * 0 sleeps at once). With the default, a request answered within 2 us costs
+ * no futex wake-up (a round trip of about 0.3 us instead of about 11 us on a
+ * 2-CPU machine); a wait that lasts longer costs up to that much CPU time
+ * before the end sleeps. */
 SLATE_API void slate_set_spin(unsigned microseconds);
 SLATE_API void slate_rx_close(slate_rx* rx);
 

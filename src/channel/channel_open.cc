@@ -1,6 +1,7 @@
 // ChannelFiles::Open and the checks the runtime repeats on every Stats,
 // OnConsumerCrashed and Requeue: the recovery path of docs/channel-format.md.
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -33,6 +34,29 @@ ChannelResult<platform::UniqueFd> OpenOwnedFile(const std::string& path) {
   return fd;
 }
 
+// Layout 1 differed only in where the wants_* words were (see layout.h): a
+// channel made by an older runtime is brought up to this layout in place,
+// queued messages, positions and dead letters untouched. The ends are not
+// attached (Open runs before any component starts).
+ChannelStatus MigrateFromLayout1(const std::array<int, 3>& fds, std::vector<std::string>* notes) {
+  const std::array<std::string_view, 3> files = {kRuntimeFile, kProducerFile, kConsumerFile};
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    RegionHeader h;
+    if (auto st = ReadAt(fds[i], 0, &h, sizeof h, Culprit::kRuntime, files[i]); !st) return st;
+    if (h.version != 1) continue;
+    h.version = kLayoutVersion;
+    if (auto st = internal::WriteAt(fds[i], 0, &h, sizeof h, files[i]); !st) return st;
+    if (i > 0) {
+      const std::uint32_t zero = 0;
+      if (auto st = internal::WriteAt(fds[i], kLayout1Wants, &zero, sizeof zero, files[i]); !st) {
+        return st;
+      }
+    }
+  }
+  notes->push_back(fmt::format("migrated from channel layout 1 to {}", kLayoutVersion));
+  return Ok();
+}
+
 }  // namespace
 
 ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const ChannelGeometry& g) {
@@ -57,6 +81,14 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
   if (auto st = ReadAt(f.runtime_fd_.get(), 0, &h, sizeof h, Culprit::kRuntime, kRuntimeFile);
       !st) {
     return st.error();
+  }
+  if (h.magic == kRuntimeMagic && h.version == 1) {
+    if (auto st = MigrateFromLayout1(
+            {f.runtime_fd_.get(), f.producer_fd_.get(), f.consumer_fd_.get()}, &f.notes_);
+        !st) {
+      return st.error();
+    }
+    h.version = kLayoutVersion;
   }
   auto shape = ShapeFromRuntimeHeader(h);
   if (!shape) return shape.error();

@@ -3,6 +3,7 @@
 // processes are in channel_process_test.cc.
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -265,6 +266,59 @@ TEST_F(ChannelTest, ReopenAfterRuntimeRestartKeepsQueuedMessages) {
   Producer p = MustAttachProducer(*files);
   EXPECT_EQ(p.next_id(), 4u);
   EXPECT_EQ(p.epoch(), 2u);
+}
+
+TEST_F(ChannelTest, ASleepingPeerIsWokenOncePerSleepNotOncePerMessage) {
+  ChannelFiles files = Make({64, 64, 3});
+  Producer p = MustAttachProducer(files);
+  Consumer c = MustAttachConsumer(files);
+  auto write_seq = [&] { return Load32(c.peer_region(), offset::kWriteSeq); };
+  const std::uint32_t before = write_seq();
+  // The consumer as it is between announcing its sleep and waking up.
+  testing::Scribble(dir_.Channel(), kConsumerFile, offset::kWantsData, WaitToken(before));
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(p.Send(AsBytes("m"), 0s).ok());
+  EXPECT_EQ(write_seq(), before + 1) << "one bump (and one FUTEX_WAKE) for one sleep";
+  // Awake, it clears its word: no more wake-ups.
+  testing::Scribble(dir_.Channel(), kConsumerFile, offset::kWantsData, std::uint32_t{0});
+  ASSERT_TRUE(p.Send(AsBytes("m"), 0s).ok());
+  EXPECT_EQ(write_seq(), before + 1);
+  // The other direction: a producer asleep for space is woken once by acks.
+  auto ack_seq = [&] { return Load32(p.peer_region(), offset::kAckSeq); };
+  const std::uint32_t acks_before = ack_seq();
+  testing::Scribble(dir_.Channel(), kProducerFile, offset::kWantsSpace, WaitToken(acks_before));
+  for (int i = 0; i < 51; ++i) {
+    std::uint64_t id = 0;
+    ASSERT_EQ(Next(c, &id), "m");
+    ASSERT_TRUE(c.Ack(id).ok());
+  }
+  EXPECT_EQ(ack_seq(), acks_before + 1);
+}
+
+TEST_F(ChannelTest, AChannelOfLayout1IsMigratedWithItsMessages) {
+  ChannelGeometry g{8, 64, 3};
+  {
+    ChannelFiles files = Make(g);
+    Producer p = MustAttachProducer(files);
+    for (const char* m : {"one", "two"}) ASSERT_TRUE(p.Send(AsBytes(m), 0s).ok());
+  }
+  // As layout 1 left it: version 1 in every header, a consumer's stale
+  // wants flag at the old offset.
+  for (std::string_view file : {kRuntimeFile, kProducerFile, kConsumerFile}) {
+    testing::Scribble(dir_.Channel(), file, offsetof(RegionHeader, version), std::uint32_t{1});
+  }
+  testing::Scribble(dir_.Channel(), kConsumerFile, kLayout1Wants, std::uint32_t{1});
+  auto files = ChannelFiles::Open(dir_.Channel(), g);
+  ASSERT_TRUE(files.ok()) << files.error().Describe();
+  ASSERT_EQ(files->recovery_notes().size(), 1u);
+  EXPECT_EQ(files->recovery_notes()[0], "migrated from channel layout 1 to 2");
+  Consumer c = MustAttachConsumer(*files);
+  EXPECT_EQ(Next(c), "one");
+  EXPECT_EQ(Next(c), "two");
+  EXPECT_EQ(Load32(c.peer_region(), offsetof(RegionHeader, version)), kLayoutVersion);
+  // Opened again: nothing left to migrate.
+  auto again = ChannelFiles::Open(dir_.Channel(), g);
+  ASSERT_TRUE(again.ok()) << again.error().Describe();
+  EXPECT_TRUE(again->recovery_notes().empty());
 }
 
 TEST_F(ChannelTest, OpenRefusesAnotherShapeButTakesNewMaxDeliveries) {

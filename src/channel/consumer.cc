@@ -35,6 +35,7 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   Consumer c(std::move(*regions), options);
   c.ack_ = start;
   c.delivered_ = start;
+  c.delivered_slot_ = start % c.r_.shape.capacity;
   c.write_seen_ = producer_broke ? start : s.write;
   std::byte* mine = c.r_.own.data();
   // delivered before ack, so that ack <= delivered holds at every instant
@@ -98,6 +99,8 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
   const std::byte* peer = r_.peer.data();
   std::byte* own = r_.own.data();
   std::uint64_t write = 0;
+  // A message by the last write index we read (it only grows): no need to look again.
+  if (write_seen_ != delivered_) return Ok();
   for (;;) {
     if (auto st = ReadWrite(&write, std::memory_order_acquire); !st) return st;
     if (write != delivered_) return Ok();
@@ -111,7 +114,7 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
     // index and then reads our flag (both seq_cst), so either it sees the
     // flag and bumps the futex word, or we see its message here.
     std::uint32_t seq = Load32(peer, offset::kWriteSeq);
-    Word32(own, offset::kWantsData).store(1, std::memory_order_seq_cst);
+    Word32(own, offset::kWantsData).store(WaitToken(seq), std::memory_order_seq_cst);
     auto st = ReadWrite(&write, std::memory_order_seq_cst);
     if (st && write == delivered_ && !ProducerDown()) {
       st = internal::FutexWait(peer + offset::kWriteSeq, seq, deadline);
@@ -131,13 +134,13 @@ ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
   // Each field is read once, checked, and only the checked copy is used: a
   // producer scribbling on the slot meanwhile can garble the bytes we copy,
   // never make us read outside the slot.
-  const std::byte* slot = r_.peer.data() + SlotOffset(r_.shape, delivered_);
+  // delivered_slot_ == delivered_ % capacity, kept without a division per message.
+  const std::byte* slot = r_.peer.data() + kPageSize + delivered_slot_ * r_.slot_size;
   std::uint64_t id = Load64(slot, offset::kSlotId, std::memory_order_relaxed);
   std::uint32_t length = Load32(slot, offset::kSlotLength, std::memory_order_relaxed);
   if (id != delivered_) {
-    return Break(
-        Corrupt(Culprit::kProducer, fmt::format("slot {} holds id {}, expected {}",
-                                                delivered_ % r_.shape.capacity, id, delivered_)));
+    return Break(Corrupt(Culprit::kProducer, fmt::format("slot {} holds id {}, expected {}",
+                                                         delivered_slot_, id, delivered_)));
   }
   if (length > r_.shape.max_message) {
     return Break(Corrupt(Culprit::kProducer, fmt::format("message {} claims {} bytes, max is {}",
@@ -150,6 +153,7 @@ ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
   }
   if (length > 0) std::memcpy(buffer.data(), slot + kSlotHeaderSize, length);
   ++delivered_;
+  if (++delivered_slot_ == r_.shape.capacity) delivered_slot_ = 0;
   Word64(r_.own.data(), offset::kDelivered).store(delivered_, std::memory_order_release);
   return Received{id, length};
 }
@@ -168,7 +172,10 @@ ChannelStatus Consumer::Ack(std::uint64_t id) {
   // seq_cst: ordered before the load of the producer's flag (the other half
   // of the handshake in Producer::WaitForSpace).
   Word64(own, offset::kAck).store(ack_, std::memory_order_seq_cst);
-  if (Load32(r_.peer.data(), offset::kWantsSpace, std::memory_order_seq_cst) != 0) {
+  // Wake the producer once per sleep (see Producer::Send).
+  const std::uint32_t wants =
+      Load32(r_.peer.data(), offset::kWantsSpace, std::memory_order_seq_cst);
+  if (wants != 0 && wants == WaitToken(Load32(own, offset::kAckSeq))) {
     Word32(own, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(own + offset::kAckSeq);
   }

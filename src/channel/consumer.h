@@ -81,6 +81,7 @@ class Consumer {
   AttachOptions options_;
   std::uint64_t ack_ = kFirstId;         // our copy of the ack position
   std::uint64_t delivered_ = kFirstId;   // our copy of the delivered position
+  std::uint64_t delivered_slot_ = 0;     // delivered_ % capacity
   std::uint64_t write_seen_ = kFirstId;  // newest valid producer write index
   std::optional<ChannelError> broken_;
   std::uint64_t broken_peer_epoch_ = 0;

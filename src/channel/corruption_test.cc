@@ -64,6 +64,9 @@ TEST_F(CorruptionTest, ConsumerScribblingItsAckIsNamedByEveryone) {
   ASSERT_TRUE(p.Send(AsBytes("m"), 0s).ok());
   Scribble(kConsumerFile, offset::kAck, std::uint64_t{999});
 
+  // The producer reads the ack only when the last one it saw leaves no room:
+  // the ring's free slots go first, then it looks and names the consumer.
+  for (std::uint64_t i = 1; i < kShape.capacity; ++i) ASSERT_TRUE(p.Send(AsBytes("m"), 0s).ok());
   auto sent = p.Send(AsBytes("m"), 0s);
   ASSERT_FALSE(sent.ok());
   ExpectCorrupt(sent.error(), Culprit::kConsumer, "ack position 999");

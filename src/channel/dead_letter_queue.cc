@@ -30,7 +30,7 @@ constexpr std::uint32_t kPurged = 3;
 
 struct FileHeader {
   std::uint64_t magic = kFileMagic;
-  std::uint32_t version = kLayoutVersion;
+  std::uint32_t version = kDeadLetterVersion;
   std::uint32_t header_size = sizeof(FileHeader);
   std::uint64_t nonce = 0;
   std::uint64_t max_message = 0;
@@ -137,9 +137,9 @@ ChannelResult<DeadLetterQueue> DeadLetterQueue::Open(const std::string& path, st
   if (auto st = ReadAt(fd->get(), 0, &h, sizeof h, Culprit::kRuntime, path); !st) {
     return st.error();
   }
-  if (h.magic != kFileMagic || h.version != kLayoutVersion || h.header_size != sizeof h) {
-    return Corrupt(Culprit::kRuntime,
-                   fmt::format("{}: not a dead-letter file of layout {}", path, kLayoutVersion));
+  if (h.magic != kFileMagic || h.version != kDeadLetterVersion || h.header_size != sizeof h) {
+    return Corrupt(Culprit::kRuntime, fmt::format("{}: not a dead-letter file of layout {}", path,
+                                                  kDeadLetterVersion));
   }
   if (h.nonce != nonce || h.max_message != max_message) {
     return Corrupt(Culprit::kRuntime, fmt::format("{}: made for another channel", path));

@@ -54,6 +54,7 @@ ChannelResult<Regions> MapRegions(EndFds fds, Role role) {
   auto shape = ShapeFromRuntimeHeader(rt_header);
   if (!shape) return shape.error();
   r.shape = *shape;
+  r.slot_size = SlotSize(r.shape.max_message);
   r.nonce = rt_header.nonce;
   if (auto st = CheckFileSize(r.runtime_fd.get(), RuntimeFileSize(r.shape), Culprit::kRuntime,
                               kRuntimeFile);

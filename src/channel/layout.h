@@ -41,8 +41,12 @@ inline constexpr std::uint64_t kMaxMessageLimit = std::uint64_t{64} << 20;
 // Slots are preallocated (sparse) and mapped whole; this bounds the mapping.
 inline constexpr std::uint64_t kMaxRingBytes = std::uint64_t{1} << 40;
 
-inline constexpr std::uint32_t kLayoutVersion = 1;
-inline constexpr std::uint64_t kPageSize = 4096;  // region header page, on every target
+// 2: the wants_* words moved from offset 76 to a 128-byte block of their own
+// at 256 and hold a wait token (WaitToken) instead of 1. ChannelFiles::Open
+// migrates a channel of layout 1 in place.
+inline constexpr std::uint32_t kLayoutVersion = 2;
+inline constexpr std::uint32_t kDeadLetterVersion = 1;  // the dead-letters file
+inline constexpr std::uint64_t kPageSize = 4096;        // region header page, on every target
 inline constexpr std::uint64_t kSlotHeaderSize = 16;
 inline constexpr std::uint64_t kSlotAlign = 64;
 inline constexpr std::uint64_t kDeliveryEntrySize = 16;
@@ -80,14 +84,19 @@ static_assert(sizeof(RegionHeader) == 64 && std::is_trivially_copyable_v<RegionH
 // Mutable words, by offset in their region's first page.
 namespace offset {
 // producer.region
-inline constexpr std::size_t kWrite = 64;       // u64: ids < write are published
-inline constexpr std::size_t kWriteSeq = 72;    // u32 futex word: bumped to wake the consumer
-inline constexpr std::size_t kWantsSpace = 76;  // u32: 1 while the producer sleeps for space
+inline constexpr std::size_t kWrite = 64;     // u64: ids < write are published
+inline constexpr std::size_t kWriteSeq = 72;  // u32 futex word: bumped to wake the consumer
+// u32 alone in its 128-byte block (the consumer reads it on every ack, and
+// CPUs fetch lines in pairs, so a hot neighbour line would bounce it):
+// WaitToken(ack_seq) while the producer sleeps for space, else 0.
+inline constexpr std::size_t kWantsSpace = 256;
 inline constexpr std::size_t kProducerEpoch = 80;
 // consumer.region
-inline constexpr std::size_t kAck = 64;        // u64: ids < ack are consumed
-inline constexpr std::size_t kAckSeq = 72;     // u32 futex word: bumped to wake the producer
-inline constexpr std::size_t kWantsData = 76;  // u32: 1 while the consumer sleeps for data
+inline constexpr std::size_t kAck = 64;     // u64: ids < ack are consumed
+inline constexpr std::size_t kAckSeq = 72;  // u32 futex word: bumped to wake the producer
+// u32 alone in its 128-byte block (the producer reads it on every send):
+// WaitToken(write_seq) while the consumer sleeps for data, else 0.
+inline constexpr std::size_t kWantsData = 256;
 inline constexpr std::size_t kConsumerEpoch = 80;
 inline constexpr std::size_t kDelivered = 128;  // u64: ids < delivered were handed out
 // runtime.region
@@ -107,6 +116,16 @@ inline constexpr std::size_t kSlotLength = 8;  // u32
 inline constexpr std::size_t kEntryId = 0;      // u64: the message this count is for
 inline constexpr std::size_t kEntryCharge = 8;  // u64: (consumer epoch & 0xffffffff) << 32 | count
 }  // namespace offset
+
+// What a sleeper stores in its wants_* word: the futex value it is about to
+// wait on, made nonzero. A waker bumps and wakes only while the token matches
+// its futex word, so it wakes a sleeper once, not once per message (a
+// collision after 2^32 wakes costs one spurious wake-up, never a lost one).
+constexpr std::uint32_t WaitToken(std::uint32_t futex_value) {
+  return futex_value + 1 == 0 ? 1 : futex_value + 1;
+}
+// The offset the wants_* words had in layout 1 (cleared by the migration).
+inline constexpr std::size_t kLayout1Wants = 76;
 
 constexpr std::uint64_t SlotSize(std::uint64_t max_message) {
   return (kSlotHeaderSize + max_message + kSlotAlign - 1) / kSlotAlign * kSlotAlign;

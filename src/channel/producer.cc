@@ -32,6 +32,7 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
 
   Producer p(std::move(*regions), options);
   p.write_ = s.write;
+  p.write_slot_ = s.write % p.r_.shape.capacity;
   p.ack_seen_ = consumer_broke ? kFirstId : s.ack_after;
   if (consumer_broke) p.Break(check.error());
   std::byte* mine = p.r_.own.data();
@@ -75,6 +76,8 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
   const std::byte* peer = r_.peer.data();
   std::byte* own = r_.own.data();
   std::uint64_t ack = 0;
+  // Room by the last ack we read (acks only grow): no need to look again.
+  if (write_ - ack_seen_ < capacity) return Ok();
   for (;;) {
     if (auto st = ReadAck(&ack, std::memory_order_acquire); !st) return st;
     if (write_ - ack < capacity) return Ok();
@@ -95,7 +98,7 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
     // position and then reads our flag (both seq_cst), so either it sees the
     // flag and wakes us, or we see its new position here.
     std::uint32_t seq = Load32(peer, offset::kAckSeq);
-    Word32(own, offset::kWantsSpace).store(1, std::memory_order_seq_cst);
+    Word32(own, offset::kWantsSpace).store(WaitToken(seq), std::memory_order_seq_cst);
     auto st = ReadAck(&ack, std::memory_order_seq_cst);
     if (st && write_ - ack >= capacity && !ConsumerDown()) {
       st = internal::FutexWait(peer + offset::kAckSeq, seq, deadline);
@@ -121,7 +124,8 @@ ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
   }
   if (auto st = WaitForSpace(Deadline::After(timeout)); !st) return st.error();
 
-  std::byte* slot = own + SlotOffset(r_.shape, write_);
+  // write_slot_ == write_ % capacity, kept without a division per message.
+  std::byte* slot = own + kPageSize + write_slot_ * r_.slot_size;
   Word64(slot, offset::kSlotId).store(write_, std::memory_order_relaxed);
   Word32(slot, offset::kSlotLength)
       .store(static_cast<std::uint32_t>(message.size()), std::memory_order_relaxed);
@@ -129,11 +133,15 @@ ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
     std::memcpy(slot + kSlotHeaderSize, message.data(), message.size());
   }
   const std::uint64_t id = write_++;
+  if (++write_slot_ == r_.shape.capacity) write_slot_ = 0;
   // The commit point. Release publishes the slot; seq_cst also orders the
   // store before the load of the consumer's flag (the other half of the
   // handshake in Consumer::WaitForData).
   Word64(own, offset::kWrite).store(write_, std::memory_order_seq_cst);
-  if (Load32(r_.peer.data(), offset::kWantsData, std::memory_order_seq_cst) != 0) {
+  // Wake the consumer once per sleep: its token names the futex value it
+  // waits on; once we have bumped the word, it is awake or about to be.
+  const std::uint32_t wants = Load32(r_.peer.data(), offset::kWantsData, std::memory_order_seq_cst);
+  if (wants != 0 && wants == WaitToken(Load32(own, offset::kWriteSeq))) {
     Word32(own, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(own + offset::kWriteSeq);
   }

@@ -81,6 +81,7 @@ class Producer {
   internal::Regions r_;
   AttachOptions options_;
   std::uint64_t write_ = kFirstId;     // our copy of the write index
+  std::uint64_t write_slot_ = 0;       // write_ % capacity
   std::uint64_t ack_seen_ = kFirstId;  // newest valid consumer ack
   std::optional<ChannelError> broken_;
   std::uint64_t broken_peer_epoch_ = 0;

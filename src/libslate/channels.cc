@@ -18,7 +18,8 @@ namespace slate::lib {
 namespace {
 
 std::mutex open_mutex;
-std::atomic<unsigned> spin_us{0};
+std::atomic<unsigned> spin_us{static_cast<unsigned>(
+    std::chrono::duration_cast<std::chrono::microseconds>(slate::channel::kDefaultSpin).count())};
 
 channel::AttachOptions Options() {
   channel::AttachOptions o;
