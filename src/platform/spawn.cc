@@ -3,10 +3,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +23,8 @@
 namespace slate::platform {
 namespace {
 
+using internal::ChildBind;
+using internal::ChildCreate;
 using internal::ChildPlan;
 using internal::ChildStep;
 using internal::FdMove;
@@ -125,8 +133,84 @@ struct PreparedChild {
   std::vector<FdRange> close;
   UniqueFd dev_null;
   UniqueFd cgroup_procs;
+  // The mount view: strings the child's steps point into.
+  std::vector<std::string> hide;
+  std::vector<const char*> hide_ptrs;
+  std::vector<std::string> create_paths;
+  std::vector<ChildCreate> creates;
+  std::vector<std::string> bind_paths;
+  std::vector<ChildBind> binds;
   ChildPlan plan;
 };
+
+// "a/b/c" below "a": the directories "a/b" (and "a/b/c" itself when it is
+// one) to create in the tmpfs, outermost first.
+void MountPoints(const std::string& hide, const std::string& keep, bool directory,
+                 std::vector<std::pair<std::string, bool>>& out) {
+  std::size_t at = hide.size();
+  while ((at = keep.find('/', at + 1)) != std::string::npos)
+    out.emplace_back(keep.substr(0, at), true);
+  out.emplace_back(keep, directory);
+}
+
+Status PrepareView(const std::string& program, const MountView& view, PreparedChild& child) {
+  auto Refuse = [&](std::string_view what, const std::string& path, std::string_view why) {
+    std::string message = "spawn ";
+    message.append(program).append(": ").append(what).append(path).append(why);
+    return MakeError(message);
+  };
+  auto absolute = [](const std::string& p) {
+    return !p.empty() && p[0] == '/' && p.back() != '/' && p.find("/../") == std::string::npos &&
+           p.find("//") == std::string::npos;
+  };
+  for (const std::string& h : view.hide) {
+    if (!absolute(h)) return Refuse("hide path ", h, " is not absolute");
+    child.hide.push_back(h);
+  }
+  std::vector<std::pair<std::string, bool>> points;
+  for (const MountView::Keep& k : view.keep) {
+    if (!absolute(k.path)) {
+      return Refuse("keep path ", k.path, " is not absolute");
+    }
+    auto under = std::find_if(view.hide.begin(), view.hide.end(), [&](const std::string& h) {
+      return k.path.size() > h.size() && k.path.compare(0, h.size(), h) == 0 &&
+             k.path[h.size()] == '/';
+    });
+    if (under == view.hide.end()) {
+      return Refuse("keep path ", k.path, " is under no hidden one");
+    }
+    struct stat st {};
+    if (::stat(k.path.c_str(), &st) != 0) {
+      return ErrnoError("spawn " + program + ": keep " + k.path, errno);
+    }
+    MountPoints(*under, k.path, S_ISDIR(st.st_mode), points);
+    child.bind_paths.push_back(k.path);
+  }
+  std::set<std::string> seen;
+  for (auto& [path, directory] : points) {
+    if (seen.insert(path).second) child.create_paths.push_back(path);
+  }
+  // Pointers only once no vector grows any more.
+  for (const std::string& h : child.hide) child.hide_ptrs.push_back(h.c_str());
+  for (const std::string& p : child.create_paths) {
+    bool directory = true;
+    for (const auto& [path, dir] : points) {
+      if (path == p) directory = directory && dir;
+    }
+    child.creates.push_back({p.c_str(), directory});
+  }
+  for (std::size_t i = 0; i < child.bind_paths.size(); ++i) {
+    child.binds.push_back({child.bind_paths[i].c_str(), view.keep[i].read_only, -1, {}});
+  }
+  child.plan.view = true;
+  child.plan.hide = child.hide_ptrs.data();
+  child.plan.hide_count = child.hide_ptrs.size();
+  child.plan.creates = child.creates.data();
+  child.plan.create_count = child.creates.size();
+  child.plan.binds = child.binds.data();
+  child.plan.bind_count = child.binds.size();
+  return OkStatus();
+}
 
 // Grants plus /dev/null for unset 0..2, and the complement of the targets as
 // ranges to close.
@@ -207,10 +291,77 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
   if (step == ChildStep::kChdir) {
     what += std::string(" ") + plan.cwd;
   }
+  if (plan.failed_path != nullptr) {
+    what += std::string(" ") + plan.failed_path;
+  }
   return ErrnoError(what, plan.error);
 }
 
 }  // namespace
+
+std::optional<std::string> MountViewsUnavailable() {
+  static std::once_flag once;
+  static std::optional<std::string> why;
+  std::call_once(once, [] {
+    // A throwaway child tries what ChildMakeView does first.
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const bool ok = ::unshare(CLONE_NEWNS) == 0 &&
+                      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0;
+      ::_exit(ok ? 0 : (errno & 0x7f));
+    }
+    if (pid < 0) {
+      why = std::string("cannot probe for mount namespaces: fork: ") + std::strerror(errno);
+      return;
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      const int error = WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
+      why = std::string("no mount namespaces for components (") + std::strerror(error) +
+            (error == EPERM ? "; the runtime needs CAP_SYS_ADMIN)" : ")");
+    }
+  });
+  return why;
+}
+
+Result<MountNamespace> MountNamespace::Make(const MountView& view) {
+  const std::string what = "mount view";
+  PreparedChild child;
+  if (auto prepared = PrepareView(what, view, child); !prepared) {
+    return prepared.error();
+  }
+  child.plan.make_namespace = true;
+  const ChildStack stack;
+  if (stack.base() == nullptr) {
+    return ErrnoError("spawn " + what + ": mmap child stack", errno);
+  }
+  Launch launch;
+  {
+    AllSignalsBlocked blocked;
+    launch = internal::LaunchSharingFiles(child.plan, stack.base(), kStackSize);
+  }
+  if (launch.error != 0) {
+    return ErrnoError("spawn " + what + ": clone", launch.error);
+  }
+  // CLONE_VFORK: the child has exited by now; it is ours to reap.
+  int status = 0;
+  while (::waitpid(launch.pid, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  // Whatever a failed child left open in our (shared) table.
+  for (const ChildBind& b : child.binds) {
+    if (b.fd >= 0) ::close(b.fd);
+  }
+  const auto step =
+      static_cast<ChildStep>(__atomic_load_n(&child.plan.failed_step, __ATOMIC_ACQUIRE));
+  if (step != ChildStep::kNone || child.plan.made_namespace < 0) {
+    std::string message = "spawn " + what + ": " + internal::DescribeStep(step);
+    if (child.plan.failed_path != nullptr) message += std::string(" ") + child.plan.failed_path;
+    return ErrnoError(message, child.plan.error);
+  }
+  return MountNamespace(UniqueFd(child.plan.made_namespace));
+}
 
 Result<Process> Spawn(const SpawnRequest& request) {
   if (auto valid = Validate(request); !valid) {
@@ -234,6 +385,13 @@ Result<Process> Spawn(const SpawnRequest& request) {
   child.plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
   if (auto fds = PrepareFds(request, child); !fds) {
     return fds.error();
+  }
+  if (request.mounts != nullptr) {
+    child.plan.join_namespace = request.mounts->fd();
+  } else if (request.view) {
+    if (auto view = PrepareView(request.argv[0], *request.view, child); !view) {
+      return view.error();
+    }
   }
   const ChildStack stack;
   if (stack.base() == nullptr) {

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,13 +82,111 @@ SLATE_CHILD_CODE void ChildResetSignals(ChildPlan* plan) {
   }
 }
 
+[[noreturn]] SLATE_CHILD_CODE void ChildMountFail(ChildPlan* plan, ChildStep step, const char* path,
+                                                  int error) {
+  plan->failed_path = path;
+  ChildFail(plan, step, error);
+}
+
+// "/proc/self/fd/N" into out (32 bytes), without the C library.
+SLATE_CHILD_CODE void ChildFdPath(int fd, char* out) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t n = 0;
+  for (; prefix[n] != '\0'; ++n) out[n] = prefix[n];
+  char digits[12];
+  size_t d = 0;
+  unsigned v = static_cast<unsigned>(fd);
+  do {
+    digits[d++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && d < sizeof digits);
+  while (d > 0) out[n++] = digits[--d];
+  out[n] = '\0';
+}
+
+// Runs before the descriptors are installed, so that what it opens is
+// closed with the rest should a step fail midway.
+SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
+  if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
+    ChildFail(plan, ChildStep::kMountNamespace, errno);
+  }
+  // Our mounts stay ours; the parent's later ones still reach us.
+  if (syscall(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    ChildMountFail(plan, ChildStep::kMountNamespace, "/", errno);
+  }
+  for (size_t i = 0; i < plan->bind_count; ++i) {
+    ChildBind& b = plan->binds[i];
+    const long fd = syscall(SYS_openat, AT_FDCWD, b.path, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      ChildMountFail(plan, ChildStep::kMountKeep, b.path, errno);
+    }
+    b.fd = static_cast<int>(fd);
+    ChildFdPath(b.fd, b.from);
+  }
+  for (size_t i = 0; i < plan->hide_count; ++i) {
+    if (syscall(SYS_mount, "slate-hidden", plan->hide[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=0755,size=64k") != 0) {
+      ChildMountFail(plan, ChildStep::kMountHide, plan->hide[i], errno);
+    }
+  }
+  for (size_t i = 0; i < plan->create_count; ++i) {
+    const ChildCreate& c = plan->creates[i];
+    if (c.directory) {
+      if (syscall(SYS_mkdir, c.path, 0755) != 0 && errno != EEXIST) {
+        ChildMountFail(plan, ChildStep::kMountCreate, c.path, errno);
+      }
+      continue;
+    }
+    const long fd = syscall(SYS_openat, AT_FDCWD, c.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      ChildMountFail(plan, ChildStep::kMountCreate, c.path, errno);
+    }
+    syscall(SYS_close, fd);
+  }
+  for (size_t i = 0; i < plan->bind_count; ++i) {
+    const ChildBind& b = plan->binds[i];
+    if (syscall(SYS_mount, b.from, b.path, nullptr, MS_BIND, nullptr) != 0) {
+      ChildMountFail(plan, ChildStep::kMountKeep, b.path, errno);
+    }
+    if (b.read_only &&
+        syscall(SYS_mount, nullptr, b.path, nullptr,
+                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+      ChildMountFail(plan, ChildStep::kMountKeep, b.path, errno);
+    }
+    syscall(SYS_close, b.fd);
+    plan->binds[i].fd = -1;
+  }
+  for (size_t i = 0; i < plan->hide_count; ++i) {
+    if (syscall(SYS_mount, nullptr, plan->hide[i], nullptr,
+                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      ChildMountFail(plan, ChildStep::kMountSeal, plan->hide[i], errno);
+    }
+  }
+}
+
 SLATE_CHILD_CODE int ChildMain(void* arg) {
   auto* plan = static_cast<ChildPlan*>(arg);
+  if (plan->make_namespace) {
+    ChildMakeView(plan);
+    const long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ChildMountFail(plan, ChildStep::kMountNamespace, "/proc/self/ns/mnt", errno);
+    }
+    plan->made_namespace = static_cast<int>(fd);
+    syscall(SYS_exit, 0);
+  }
   if (plan->cgroup_procs_fd >= 0 && syscall(SYS_write, plan->cgroup_procs_fd, "0", 1) != 1) {
     ChildFail(plan, ChildStep::kJoinCgroup, errno);
   }
   if (syscall(SYS_setpgid, 0, 0) != 0) {
     ChildFail(plan, ChildStep::kSetpgid, errno);
+  }
+  if (plan->join_namespace >= 0) {
+    if (syscall(SYS_setns, plan->join_namespace, CLONE_NEWNS) != 0) {
+      ChildFail(plan, ChildStep::kMountNamespace, errno);
+    }
+  } else if (plan->view) {
+    ChildMakeView(plan);
   }
   ChildInstallFds(plan);
   if (plan->cwd != nullptr && syscall(SYS_chdir, plan->cwd) != 0) {
@@ -144,6 +244,11 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kSignals: return "reset signal mask";
     case ChildStep::kChdir: return "chdir";
     case ChildStep::kExec: return "exec";
+    case ChildStep::kMountNamespace: return "make a mount namespace";
+    case ChildStep::kMountHide: return "hide (mount a tmpfs over)";
+    case ChildStep::kMountCreate: return "make a mount point";
+    case ChildStep::kMountKeep: return "bind-mount back";
+    case ChildStep::kMountSeal: return "make read-only";
   }
   return "unknown step";
 }
@@ -183,6 +288,15 @@ Launch LaunchWithClone(ChildPlan& plan, void* stack, size_t stack_size) {
     return Launch{-1, -1, errno};
   }
   return Launch{pid, pidfd, 0};
+}
+
+Launch LaunchSharingFiles(ChildPlan& plan, void* stack, size_t stack_size) {
+  void* top = static_cast<char*>(stack) + stack_size;
+  const int pid = ::clone(&ChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &plan);
+  if (pid < 0) {
+    return Launch{-1, -1, errno};
+  }
+  return Launch{pid, -1, 0};
 }
 
 void SetSpawnMethodForTesting(SpawnMethod method) {

@@ -21,7 +21,12 @@ enum class ChildStep : int {
   kCloseFds,
   kSignals,
   kChdir,
-  kExec
+  kExec,
+  kMountNamespace,
+  kMountHide,
+  kMountCreate,
+  kMountKeep,
+  kMountSeal
 };
 
 // What a step was doing, for the parent's Error message.
@@ -35,6 +40,22 @@ struct FdMove {
 struct FdRange {
   unsigned first;
   unsigned last;  // inclusive; ~0U for "to the end"
+};
+
+// A MountView as raw steps, after the child has its own namespace: open
+// each kept path (O_PATH, in the new namespace: a bind source must be in
+// the caller's), hide (tmpfs), create (mount points inside the tmpfs: a
+// directory, or an empty file for a file), bind (from /proc/self/fd/N of
+// the opened path), then seal (the tmpfs read-only).
+struct ChildCreate {
+  const char* path;
+  bool directory;
+};
+struct ChildBind {
+  const char* path;  // opened before the hide, bound back onto itself after it
+  bool read_only;
+  int fd;         // set by the child
+  char from[32];  // "/proc/self/fd/N", written by the child
 };
 
 struct ChildPlan {
@@ -55,6 +76,21 @@ struct ChildPlan {
   // "0" moves the writer (clone3 places the child with CLONE_INTO_CGROUP).
   int cgroup_procs_fd = -1;
 
+  // The mount view; no namespace at all when `view` is false.
+  bool view = false;
+  const char* const* hide = nullptr;
+  size_t hide_count = 0;
+  const ChildCreate* creates = nullptr;
+  size_t create_count = 0;
+  ChildBind* binds = nullptr;
+  size_t bind_count = 0;
+  const char* failed_path = nullptr;  // the path a mount step failed on
+  // Join this mount namespace (setns) instead of making `view`; -1: none.
+  int join_namespace = -1;
+  // MountNamespace::Make: make `view`, open /proc/self/ns/mnt into
+  // made_namespace (the descriptor table is shared) and exit; run nothing.
+  bool make_namespace = false;
+  int made_namespace = -1;
   // Written by the child before it exits on failure.
   int failed_step = 0;  // a ChildStep
   int error = 0;        // errno
@@ -73,6 +109,10 @@ Launch LaunchWithClone3(ChildPlan& plan, void* stack, size_t stack_size, int cgr
 // glibc clone() with CLONE_VM | CLONE_VFORK | CLONE_PIDFD; for a cgroup, set
 // plan.cgroup_procs_fd.
 Launch LaunchWithClone(ChildPlan& plan, void* stack, size_t stack_size);
+
+// glibc clone() with CLONE_VM | CLONE_VFORK | CLONE_FILES, for
+// plan.make_namespace: what the child opens is ours. No pidfd: reap the pid.
+Launch LaunchSharingFiles(ChildPlan& plan, void* stack, size_t stack_size);
 
 // Lets tests exercise both launchers and benchmarks compare them.
 enum class SpawnMethod { kAuto, kClone3, kClone };

@@ -265,6 +265,91 @@ TEST_P(SpawnTest, ChildLeadsItsOwnProcessGroup) {
   EXPECT_TRUE(WaitForExit(process.value()).has_value());
 }
 
+TEST_P(SpawnTest, AMountViewHidesADirectoryButWhatItKeeps) {
+  if (auto why = MountViewsUnavailable()) GTEST_SKIP() << *why;
+  char templ[] = "/tmp/slate-view-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  ASSERT_EQ(
+      ::system(("mkdir -p " + dir + "/mine " + dir + "/theirs " + dir + "/ro && echo s > " + dir +
+                "/theirs/secret && echo k > " + dir + "/ro/kept && : > " + dir + "/file")
+                   .c_str()),
+      0);
+  auto out = MakeOutputPipe();
+  ASSERT_TRUE(out.ok());
+  auto request = ShellRequest("cd / && ls -A " + dir +
+                                  " | tr '\\n' ' '; echo; "
+                                  "cat " +
+                                  dir +
+                                  "/theirs/secret 2>&1 | sed 's/.*: //'; "
+                                  "echo w > " +
+                                  dir +
+                                  "/mine/new && echo wrote; "
+                                  "cat " +
+                                  dir + "/ro/kept; (echo x > " + dir +
+                                  "/ro/kept) 2>&1 | sed 's/.*: //'; "
+                                  "(: > " +
+                                  dir + "/another) 2>&1 | sed 's/.*: //'",
+                              {{out->write.get(), 1}});
+  const MountView view{{dir},
+                       {{dir + "/mine", false}, {dir + "/ro", true}, {dir + "/file", false}}};
+  const std::string expected =
+      "file mine ro \n"
+      "No such file or directory\n"
+      "wrote\n"
+      "k\n"
+      "Read-only file system\n"
+      "Read-only file system\n";
+  request.view = view;
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  out.value().write.Reset();
+  EXPECT_EQ(ReadAll(out->read.get()), expected);
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+  // The same view made once as a namespace, joined by two children in turn.
+  auto mounts = MountNamespace::Make(view);
+  ASSERT_TRUE(mounts.ok()) << mounts.error().message;
+  for (int i = 0; i < 2; ++i) {
+    auto again = MakeOutputPipe();
+    ASSERT_TRUE(again.ok());
+    request.fds = {{again->write.get(), 1}};
+    request.view.reset();
+    request.mounts = &*mounts;
+    auto joined = Spawn(request);
+    ASSERT_TRUE(joined.ok()) << joined.error().message;
+    again.value().write.Reset();
+    EXPECT_EQ(ReadAll(again->read.get()), expected);
+    EXPECT_EQ(WaitForExit(joined.value()), ExitStatus::Exited(0));
+  }
+  // What the child wrote through a kept path is in ours; our view is whole.
+  std::ifstream written(dir + "/mine/new");
+  std::string line;
+  EXPECT_TRUE(std::getline(written, line));
+  EXPECT_EQ(line, "w");
+  EXPECT_TRUE(std::ifstream(dir + "/theirs/secret").good());
+  ASSERT_EQ(::system(("rm -rf " + dir).c_str()), 0);
+}
+
+TEST_P(SpawnTest, AMountViewMustKeepPathsBelowWhatItHides) {
+  auto request = Program({"/bin/true"});
+  request.view = MountView{{"/tmp/a"}, {{"/tmp/b", false}}};
+  auto process = Spawn(request);
+  ASSERT_FALSE(process.ok());
+  EXPECT_EQ(process.error().message, "spawn /bin/true: keep path /tmp/b is under no hidden one");
+  request.view = MountView{{"tmp"}, {}};
+  EXPECT_EQ(Spawn(request).error().message, "spawn /bin/true: hide path tmp is not absolute");
+  if (MountViewsUnavailable()) return;
+  const int before = testing::CountOpenFds();
+  auto made = MountNamespace::Make(MountView{{"/tmp"}, {{"/tmp/slate-no-such-dir", false}}});
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.error().message,
+            "spawn mount view: keep /tmp/slate-no-such-dir: No such file or directory");
+  // A view that fails in the child leaves no descriptor behind in ours.
+  made = MountNamespace::Make(MountView{{"/proc/self"}, {{"/proc/self/fd", false}}});
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(testing::CountOpenFds(), before);
+}
+
 INSTANTIATE_TEST_SUITE_P(Launchers, SpawnTest,
                          ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
                          testing::LauncherName);

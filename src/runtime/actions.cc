@@ -75,6 +75,9 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   req.argv[0] = ImagePath(c);  // the image store's copy (SPEC section 6)
   req.env = ComponentEnv(s.name, c);
   req.cwd = system_->base_dir;
+  auto mounts = MountsFor(s.name, c);
+  if (!mounts) return fail(mounts.error().message);
+  req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
   if (c.ready.kind == spec::Readiness::Kind::kFd) {
     auto rp = platform::ReadinessPipe::Create();

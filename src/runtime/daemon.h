@@ -88,6 +88,14 @@ class Daemon {
   void SetUpCgroups();
   void RemoveStaleCgroups(const std::string& parent);
   std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);
+  // What of state_dir component `name` (and its hooks) may see: its own
+  // store, its notify socket, the images (read-only).
+  platform::MountView ViewFor(const std::string& name, const spec::Component& c);
+  // The mount namespace with that view, made at the first start and joined
+  // by every later one; nullptr where mount namespaces are not available.
+  Result<const platform::MountNamespace*> MountsFor(const std::string& name,
+                                                    const spec::Component& c);
+  void SetUpViews();
   platform::NotifySocket* NotifyFor(const std::string& name);
   LogSink& LogFor(const std::string& name);
   void NotifyParent(std::string_view message);
@@ -111,10 +119,11 @@ class Daemon {
   void OnReadiness(core::Incarnation inc);
   void OnNotify(const std::string& name);
 
-  // hooks.cc: a command run for `owner` with a deadline; `done` is called
-  // once, from the loop.
-  void RunHook(const std::string& owner, std::string what, const std::vector<std::string>& argv,
-               std::vector<std::string> env, Time timeout, HookDone done);
+  // hooks.cc: a command run for component `c` with a deadline, seeing what
+  // it sees of state_dir; `done` is called once, from the loop.
+  // `owner` is the component's name (an instance's, for a template).
+  void RunHook(const std::string& owner, const spec::Component& c, std::string what,
+               const std::vector<std::string>& argv, Time timeout, HookDone done);
   void OnHookExit(int pidfd);
   void OnHookDeadline(int pidfd);
 
@@ -177,6 +186,8 @@ class Daemon {
   std::optional<Journal> journal_;
   std::unique_ptr<ControlServer> control_;
   std::optional<platform::CgroupTree> cgroups_;
+  bool views_ = false;  // components get a MountView of state_dir
+  std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into
   // a cgroup that was ever killed through cgroup.kill.

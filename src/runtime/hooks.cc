@@ -13,15 +13,17 @@
 
 namespace slate::runtime {
 
-void Daemon::RunHook(const std::string& owner, std::string what,
-                     const std::vector<std::string>& argv, std::vector<std::string> env,
-                     Time timeout, HookDone done) {
+void Daemon::RunHook(const std::string& owner, const spec::Component& c, std::string what,
+                     const std::vector<std::string>& argv, Time timeout, HookDone done) {
   auto out = platform::MakeOutputPipe();
   if (!out) return done(false, out.error().message);
   platform::SpawnRequest req;
   req.argv = argv;
-  req.env = std::move(env);
+  req.env = ComponentEnv(owner, c);
   req.cwd = system_->base_dir;
+  auto mounts = MountsFor(owner, c);
+  if (!mounts) return done(false, mounts.error().message);
+  req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
   auto process = platform::Spawn(req);
   out->write.Reset();

@@ -67,6 +67,45 @@ Result<std::monostate> Daemon::PrepareStateDir() {
   return std::monostate{};
 }
 
+void Daemon::SetUpViews() {
+  if (auto why = platform::MountViewsUnavailable()) {
+    Say("{}: every component can reach all of state_dir (other components' stores, channel "
+        "files, the control socket)",
+        *why);
+    return;
+  }
+  views_ = true;
+}
+
+Result<const platform::MountNamespace*> Daemon::MountsFor(const std::string& name,
+                                                          const spec::Component& c) {
+  if (!views_) return static_cast<const platform::MountNamespace*>(nullptr);
+  auto it = namespaces_.find(name);
+  if (it == namespaces_.end()) {
+    auto made = platform::MountNamespace::Make(ViewFor(name, c));
+    if (!made) return made.error();
+    it = namespaces_.emplace(name, std::move(made).value()).first;
+  }
+  return &it->second;
+}
+
+platform::MountView Daemon::ViewFor(const std::string& name, const spec::Component& c) {
+  const fs::path dir = system_->state_dir;
+  platform::MountView view;
+  view.hide.push_back(dir.string());
+  std::error_code ec;
+  if (fs::is_directory(dir / "images", ec)) view.keep.push_back({(dir / "images").string(), true});
+  if (c.state) {
+    // Its store, but its checkpoints (the runtime's, inside the store's
+    // directory) only to read: rollback must not depend on the component.
+    view.keep.push_back({StoreDir(c.name), false});
+    const fs::path checkpoints = fs::path(StoreDir(c.name)) / "checkpoints";
+    if (fs::is_directory(checkpoints, ec)) view.keep.push_back({checkpoints.string(), true});
+  }
+  if (platform::NotifySocket* n = NotifyFor(name)) view.keep.push_back({n->path(), false});
+  return view;
+}
+
 void Daemon::SetUpCgroups() {
   auto tree = platform::CgroupTree::Create(fmt::format("slate-{}", ::getpid()));
   if (!tree) {
@@ -139,6 +178,7 @@ Result<std::monostate> Daemon::Setup() {
   // Orphaned grandchildren come to us, not to init, so none is left behind.
   if (auto r = platform::SetChildSubreaper(); !r) return r;
   SetUpCgroups();
+  SetUpViews();
   // After the stale cgroups are gone: no end of a dead runtime's system is
   // still attached while the channels are checked and recovered.
   if (auto r = OpenChannels(); !r) return r;

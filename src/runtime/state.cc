@@ -165,8 +165,8 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
         reset("no sanitize command: reset instead");
         return;
       }
-      RunHook(name, "sanitize", a.component->sanitize, ComponentEnv(name, *a.component),
-              kSanitizeTimeout, [event, finish, reset](bool ok, const std::string& detail) {
+      RunHook(name, *a.component, "sanitize", a.component->sanitize, kSanitizeTimeout,
+              [event, finish, reset](bool ok, const std::string& detail) {
                 if (ok) {
                   event("state_sanitized", detail);
                   finish();
@@ -197,8 +197,7 @@ void Daemon::ResetDevices(const std::string& name, const spec::Component& c, con
     const spec::Device* d = system_->FindDevice(c.devices[i]);
     if (d == nullptr || d->reset.empty()) continue;
     std::string device = d->name;
-    RunHook(name, fmt::format("reset of device {}", device), d->reset, ComponentEnv(name, c),
-            d->reset_timeout,
+    RunHook(name, c, fmt::format("reset of device {}", device), d->reset, d->reset_timeout,
             [this, name, &c, device, done, i](bool ok, const std::string& detail) {
               core::Event e;
               e.event = "device_reset";

@@ -34,6 +34,11 @@
 //       restarts of the driver until the reset hook runs).
 //   grants
 //       prints its open descriptors and what opening ungranted ends gives.
+//   reach KIND:PATH...
+//       tries each path below $SLATE_STATE_DIR as KIND says (r: open to
+//       read; w: create a file in that directory; s: connect a stream
+//       socket; d: send a datagram) and prints "reach KIND:PATH: ok" or the
+//       error; then idles.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,7 +53,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace {
@@ -478,6 +485,44 @@ int Grants(int argc, char** argv) {
   Idle();
 }
 
+// 0, or the errno of the attempt.
+int TryReach(char kind, const std::string& path) {
+  if (kind == 'r' || kind == 'w') {
+    std::string target = kind == 'w' ? path + "/probe" : path;
+    int fd = ::open(target.c_str(),
+                    kind == 'w' ? O_WRONLY | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return errno;
+    ::close(fd);
+    return 0;
+  }
+  int fd = ::socket(AF_UNIX, (kind == 's' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  int rc = kind == 's' ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+                       : static_cast<int>(::sendto(
+                             fd, "X=1", 3, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+  int error = rc < 0 ? errno : 0;
+  ::close(fd);
+  return error;
+}
+
+int Reach(int argc, char** argv) {
+  Init();
+  const char* dir = std::getenv("SLATE_STATE_DIR");
+  if (dir == nullptr) Die("no SLATE_STATE_DIR");
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.size() < 3 || arg[1] != ':') Die("reach: KIND:PATH, not " + arg);
+    int error = TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
+    std::printf("reach %s: %s\n", arg.c_str(), error == 0 ? "ok" : std::strerror(error));
+  }
+  std::printf("reach done\n");
+  std::fflush(stdout);
+  Idle();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -494,6 +539,7 @@ int main(int argc, char** argv) {
   if (mode == "sanitize") return Sanitize(argc, argv);
   if (mode == "drive") return Drive(argc, argv);
   if (mode == "device-reset") return DeviceReset(argc, argv);
+  if (mode == "reach") return Reach(argc, argv);
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 
 #include "../runtime/system_under_test.h"
+#include "platform/spawn.h"
 #include "store/state_store.h"
 
 namespace slate::testing {
@@ -367,6 +368,75 @@ on_persistent_failure = { after = 2, steps = ["revert_image", "give_up"] }
   EXPECT_EQ(reverted[0]["image"], original);
   EXPECT_EQ(reverted[0]["detail"], "ladder step revert_image");
   EXPECT_EQ(ImageOf(sut, "svc"), original);
+}
+
+// Issue 5, item 1: a component can open only its own store; and (issue 8,
+// item 2) no other component's channel files or notify socket, nor the
+// control socket. The runtime hides state_dir from each component behind
+// an empty tmpfs in a mount namespace of its own and binds back only what
+// is the component's.
+TEST(State, AComponentReachesOnlyItsOwnPartOfStateDir) {
+  if (auto why = platform::MountViewsUnavailable()) {
+    GTEST_SKIP() << *why;
+  }
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["a", "p", "b", "snoop"]
+[component.a]
+exec = ["{peer}", "count", "--out", "a.out", "--pace-us", "20000"]
+ready = "notify"
+state = { size = "16MiB" }
+[component.p]
+exec = ["{peer}", "produce", "--count", "3"]
+ready = "notify"
+[component.b]
+exec = ["{peer}", "consume", "--out", "b.out"]
+ready = "notify"
+[component.snoop]
+exec = ["{peer}", "reach", "r:state/snoop", "w:state/snoop", "r:state/a/data.mdb", "w:state/a",
+        "r:state/a/lock.mdb", "r:channels/stream/producer.region", "r:channels/stream/dead-letters",
+        "s:control.sock", "d:run/a.notify", "r:events.jsonl", "r:logs/a.log",
+        "w:state/snoop/checkpoints", "r:images"]
+ready = "notify"
+state = { size = "16MiB", checkpoint_every = "1h" }
+[channel.stream]
+from = "p"
+to = "b"
+)");
+  sut.StartReady();
+  std::string log;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        std::ifstream in(fs::path(sut.state_dir()) / "logs" / "snoop.log");
+        log.assign(std::istreambuf_iterator<char>(in), {});
+        return log.find("reach done") != std::string::npos;
+      },
+      milliseconds(5000)))
+      << log;
+  // Its own store, to read and to write.
+  EXPECT_THAT(log, ::testing::HasSubstr("reach r:state/snoop: ok"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach w:state/snoop: ok"));
+  // Nothing of the others' or the runtime's, though all of it is there.
+  for (const char* other : {"r:state/a/data.mdb", "w:state/a", "r:state/a/lock.mdb",
+                            "r:channels/stream/producer.region", "r:channels/stream/dead-letters",
+                            "s:control.sock", "d:run/a.notify", "r:events.jsonl", "r:logs/a.log"}) {
+    EXPECT_TRUE(fs::exists(fs::path(sut.state_dir()) / (other + 2))) << other;
+    EXPECT_THAT(
+        log, ::testing::HasSubstr(std::string("reach ") + other + ": No such file or directory"));
+  }
+  // Its checkpoints are the runtime's: read-only. The images, read-only too.
+  EXPECT_THAT(log, ::testing::HasSubstr("reach w:state/snoop/checkpoints: Read-only file system"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach r:images: ok"));
+  // The others work as before: the stream went through, the counter counts.
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(fs::path(sut.dir()) / "b.out", ec) == 3 * 8 &&
+               fs::file_size(fs::path(sut.dir()) / "a.out", ec) >= 2 * 8;
+      },
+      milliseconds(5000)));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
 }
 
 }  // namespace

@@ -159,10 +159,12 @@ class SystemUnderTest {
     posix_spawn_file_actions_destroy(&fa);
   }
 
-  // Starts and waits for system_started.
+  // Starts and waits for this run's system_started (the journal keeps the
+  // earlier runs' lines).
   void StartReady(milliseconds timeout = milliseconds(10000)) {
+    const std::size_t before = Events("system_started").size();
     Start();
-    ASSERT_TRUE(WaitEvent("system_started", "", timeout)) << RunLog();
+    ASSERT_TRUE(WaitEvent("system_started", "", timeout, before + 1)) << RunLog();
   }
 
   // Waits for `slate run` to end; its exit code, or nullopt on timeout.
