@@ -43,6 +43,9 @@ int main(int argc, char **argv) {
     rc = slate_send(out, text, (size_t)len, 1000);
     if (rc == SLATE_EFULL || rc == SLATE_EPEERDOWN) {
       slate_heartbeat();
+      /* A stopped summer makes a full queue return at once: wait a little
+         rather than spin. */
+      if (rc == SLATE_EPEERDOWN) sleep_ms(200);
       continue;
     }
     if (rc != SLATE_OK) {

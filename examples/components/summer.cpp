@@ -11,6 +11,7 @@
 #include <cstring>
 #include <slate/slate.hpp>
 #include <string_view>
+#include <thread>
 
 int main(int argc, char** argv) {
   unsigned long every = 10;
@@ -34,7 +35,11 @@ int main(int argc, char** argv) {
     auto msg = in->Receive(buf, std::chrono::milliseconds(500));
     slate::Heartbeat();
     if (!msg) {
-      if (msg.code() == SLATE_ETIMEDOUT || msg.code() == SLATE_EPEERDOWN) continue;
+      if (msg.code() == SLATE_ETIMEDOUT) continue;
+      if (msg.code() == SLATE_EPEERDOWN) {  // a stopped counter: it returns at once, so pause
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
       std::fprintf(stderr, "summer: %s\n", msg.error().text.c_str());
       return 1;
     }
