@@ -97,6 +97,23 @@ void DrawNode(const std::map<std::string, nlohmann::json>& by_name, const std::s
   }
 }
 
+// Drops the spaces the column padding leaves at the end of each line.
+std::string TrimLineEnds(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t pending = 0;  // spaces seen, not yet written
+  for (char c : text) {
+    if (c == ' ') {
+      ++pending;
+      continue;
+    }
+    if (c != '\n') out.append(pending, ' ');
+    pending = 0;
+    out += c;
+  }
+  return out;
+}
+
 int Status(const Options& o) {
   auto reply = runtime::Call(SocketPath(o), {{"verb", "status"}});
   if (!reply) {
@@ -134,7 +151,7 @@ int Status(const Options& o) {
                          c.value("depth", 0), c.value("in_flight", 0), c.value("dead_letters", 0));
     }
   }
-  fmt::print("{}", out);
+  fmt::print("{}", TrimLineEnds(out));
   return 0;
 }
 
