@@ -344,9 +344,15 @@ void ChannelFiles::SetDown(EndRole end, bool down) {
   if (!down) return;
   // The peer may be about to sleep on the down end's futex word, having read
   // the flag as 0: change the word (so its FUTEX_WAIT does not block) and
-  // wake it. The counter is changed with pread/pwrite, never through a
-  // writable mapping (the end may have shrunk its file: no SIGBUS for us);
-  // futex wakes through a read-only mapping, which at worst fails with EFAULT.
+  // wake it.
+  Nudge(end);
+}
+
+void ChannelFiles::Nudge(EndRole end) const {
+  // The counter is changed with pread/pwrite, never through a writable
+  // mapping (the end may have shrunk its file: no SIGBUS for us); futex
+  // wakes through a read-only mapping, which at worst fails with EFAULT.
+  const bool producer = end == EndRole::kProducer;
   const int fd = producer ? producer_fd_.get() : consumer_fd_.get();
   const std::size_t at = producer ? offset::kWriteSeq : offset::kAckSeq;
   std::uint32_t seq = 0;
@@ -426,6 +432,7 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
                                           write, good, write - good)
                             : fmt::format("write index {} -> {}", write, good));
     }
+    Word32(runtime_.data(), offset::kRepairs).fetch_add(1, std::memory_order_seq_cst);
     Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(base + offset::kWriteSeq);
   } else {
@@ -445,6 +452,7 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
       }
     }
     Word64(base, offset::kAck).store(good, std::memory_order_seq_cst);
+    Word32(runtime_.data(), offset::kRepairs).fetch_add(1, std::memory_order_seq_cst);
     Word32(base, offset::kAckSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(base + offset::kAckSeq);
   }

@@ -97,6 +97,11 @@ class ChannelFiles {
   // is gone (or going): the bump writes a counter in the end's own file.
   void SetDown(EndRole end, bool down);
   bool IsDown(EndRole end) const;
+  // Bumps `end`'s futex word and wakes whoever sleeps on it (its peer), who
+  // then looks again. A sleeper is woken once per sleep (wait tokens,
+  // docs/channel-format.md), so a bump whose wake never came (its waker
+  // died in between) would leave it asleep for good: Open nudges both ends.
+  void Nudge(EndRole end) const;
 
   // Every check Open makes, on the live files: headers, sizes, positions,
   // and each slot holding an unconsumed message. kCorrupt names the culprit.

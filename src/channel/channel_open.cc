@@ -37,16 +37,18 @@ ChannelResult<platform::UniqueFd> OpenOwnedFile(const std::string& path) {
 // Layout 1 differed only in where the wants_* words were (see layout.h): a
 // channel made by an older runtime is brought up to this layout in place,
 // queued messages, positions and dead letters untouched. The ends are not
-// attached (Open runs before any component starts).
+// attached (Open runs before any component starts). The runtime region goes
+// last: a runtime that dies midway leaves it at 1, and the next Open
+// migrates again (files already at 2 are skipped).
 ChannelStatus MigrateFromLayout1(const std::array<int, 3>& fds, std::vector<std::string>* notes) {
-  const std::array<std::string_view, 3> files = {kRuntimeFile, kProducerFile, kConsumerFile};
+  const std::array<std::string_view, 3> files = {kProducerFile, kConsumerFile, kRuntimeFile};
   for (std::size_t i = 0; i < fds.size(); ++i) {
     RegionHeader h;
     if (auto st = ReadAt(fds[i], 0, &h, sizeof h, Culprit::kRuntime, files[i]); !st) return st;
     if (h.version != 1) continue;
     h.version = kLayoutVersion;
     if (auto st = internal::WriteAt(fds[i], 0, &h, sizeof h, files[i]); !st) return st;
-    if (i > 0) {
+    if (i < 2) {
       const std::uint32_t zero = 0;
       if (auto st = internal::WriteAt(fds[i], kLayout1Wants, &zero, sizeof zero, files[i]); !st) {
         return st;
@@ -84,7 +86,7 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
   }
   if (h.magic == kRuntimeMagic && h.version == 1) {
     if (auto st = MigrateFromLayout1(
-            {f.runtime_fd_.get(), f.producer_fd_.get(), f.consumer_fd_.get()}, &f.notes_);
+            {f.producer_fd_.get(), f.consumer_fd_.get(), f.runtime_fd_.get()}, &f.notes_);
         !st) {
       return st.error();
     }
@@ -159,6 +161,10 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
     max_deliveries.store(g.max_deliveries);
   }
   Word64(f.runtime_.data(), offset::kRuntimeEpoch).fetch_add(1, std::memory_order_seq_cst);
+  // A runtime that died between a bump and its wake (SetDown, Repair,
+  // Requeue) may have left an end asleep: both look again.
+  f.Nudge(EndRole::kProducer);
+  f.Nudge(EndRole::kConsumer);
   return f;
 }
 

@@ -37,6 +37,7 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   c.delivered_ = start;
   c.delivered_slot_ = start % c.r_.shape.capacity;
   c.write_seen_ = producer_broke ? start : s.write;
+  c.repairs_seen_ = Load32(c.r_.runtime.data(), offset::kRepairs);
   std::byte* mine = c.r_.own.data();
   // delivered before ack, so that ack <= delivered holds at every instant
   // for a reader (the runtime) even if we die between the two stores.
@@ -99,14 +100,22 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
   const std::byte* peer = r_.peer.data();
   std::byte* own = r_.own.data();
   std::uint64_t write = 0;
+  // A repair of the producer's file may have moved the write index back:
+  // forget what we saw (the repair never goes below our ack).
+  if (const std::uint32_t r = Load32(r_.runtime.data(), offset::kRepairs); r != repairs_seen_) {
+    repairs_seen_ = r;
+    write_seen_ = ack_;
+  }
   // A message by the last write index we read (it only grows): no need to look again.
-  if (write_seen_ != delivered_) return Ok();
+  if (write_seen_ > delivered_) return Ok();
   for (;;) {
     if (auto st = ReadWrite(&write, std::memory_order_acquire); !st) return st;
-    if (write != delivered_) return Ok();
+    // Below delivered_ only after a repair dropped messages we had received:
+    // wait for the new producer to get past them.
+    if (write > delivered_) return Ok();
     if (ProducerDown()) return MakeChannelError(Errc::kPeerDown, "the producer is down");
     if (deadline.Passed()) return MakeChannelError(Errc::kTimeout, "no message");
-    if (internal::SpinUntil([&] { return Load64(peer, offset::kWrite) != delivered_; },
+    if (internal::SpinUntil([&] { return Load64(peer, offset::kWrite) > delivered_; },
                             options_.spin)) {
       continue;  // re-read through ReadWrite, which validates
     }
@@ -116,7 +125,7 @@ ChannelStatus Consumer::WaitForData(const Deadline& deadline) {
     std::uint32_t seq = Load32(peer, offset::kWriteSeq);
     Word32(own, offset::kWantsData).store(WaitToken(seq), std::memory_order_seq_cst);
     auto st = ReadWrite(&write, std::memory_order_seq_cst);
-    if (st && write == delivered_ && !ProducerDown()) {
+    if (st && write <= delivered_ && !ProducerDown()) {
       st = internal::FutexWait(peer + offset::kWriteSeq, seq, deadline);
     }
     Word32(own, offset::kWantsData).store(0, std::memory_order_relaxed);

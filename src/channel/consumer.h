@@ -83,6 +83,7 @@ class Consumer {
   std::uint64_t delivered_ = kFirstId;   // our copy of the delivered position
   std::uint64_t delivered_slot_ = 0;     // delivered_ % capacity
   std::uint64_t write_seen_ = kFirstId;  // newest valid producer write index
+  std::uint32_t repairs_seen_ = 0;       // the runtime region's repair count
   std::optional<ChannelError> broken_;
   std::uint64_t broken_peer_epoch_ = 0;
 };

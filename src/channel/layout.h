@@ -109,6 +109,10 @@ inline constexpr std::size_t kChargedEpoch = 96;   // u64: consumer epoch whose 
 // (given up, or stopped by the operator); a peer waiting on it gets kPeerDown.
 inline constexpr std::size_t kProducerDown = 104;
 inline constexpr std::size_t kConsumerDown = 108;
+// u32: bumped (after its changes) by every Repair of an end's file. An end
+// that caches its peer's position reads it on each call and drops the cache
+// when it changed: a repair may move that position back.
+inline constexpr std::size_t kRepairs = 112;
 // a slot, from its start
 inline constexpr std::size_t kSlotId = 0;      // u64
 inline constexpr std::size_t kSlotLength = 8;  // u32

@@ -34,12 +34,17 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
   p.write_ = s.write;
   p.write_slot_ = s.write % p.r_.shape.capacity;
   p.ack_seen_ = consumer_broke ? kFirstId : s.ack_after;
+  p.repairs_seen_ = Load32(p.r_.runtime.data(), offset::kRepairs);
   if (consumer_broke) p.Break(check.error());
   std::byte* mine = p.r_.own.data();
   // A predecessor killed while asleep leaves its flag up; it only costs the
   // consumer a spurious wake, but start clean.
   Word32(mine, offset::kWantsSpace).store(0, std::memory_order_relaxed);
   Word64(mine, offset::kProducerEpoch).fetch_add(1, std::memory_order_seq_cst);
+  // A predecessor killed between bumping write_seq and its FUTEX_WAKE left
+  // the consumer asleep on a value no later send would match: wake it.
+  Word32(mine, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
+  internal::FutexWake(mine + offset::kWriteSeq);
   return p;
 }
 
@@ -76,6 +81,11 @@ ChannelStatus Producer::WaitForSpace(const Deadline& deadline) {
   const std::byte* peer = r_.peer.data();
   std::byte* own = r_.own.data();
   std::uint64_t ack = 0;
+  // A repair of the consumer's file may have moved its ack back: forget it.
+  if (const std::uint32_t r = Load32(r_.runtime.data(), offset::kRepairs); r != repairs_seen_) {
+    repairs_seen_ = r;
+    ack_seen_ = kFirstId;
+  }
   // Room by the last ack we read (acks only grow): no need to look again.
   if (write_ - ack_seen_ < capacity) return Ok();
   for (;;) {

@@ -83,6 +83,7 @@ class Producer {
   std::uint64_t write_ = kFirstId;     // our copy of the write index
   std::uint64_t write_slot_ = 0;       // write_ % capacity
   std::uint64_t ack_seen_ = kFirstId;  // newest valid consumer ack
+  std::uint32_t repairs_seen_ = 0;     // the runtime region's repair count
   std::optional<ChannelError> broken_;
   std::uint64_t broken_peer_epoch_ = 0;
 };

@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -22,6 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::AsBytes;
+using testing::AsString;
 using testing::MustAttachConsumer;
 using testing::MustAttachProducer;
 using testing::MustCreate;
@@ -99,6 +101,38 @@ TEST_F(RepairTest, APublishedSlotWithAnImpossibleLengthIsDropped) {
   auto stats = files_.Stats();
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->next_id, 2u);
+}
+
+TEST_F(RepairTest, AnAttachedConsumerForgetsTheWriteIndexARepairMovedBack) {
+  std::optional<Producer> p1 = MustAttachProducer(files_);
+  Consumer c = MustAttachConsumer(files_);
+  std::array<std::byte, 64> buf{};
+  for (const char* m : {"one", "two", "three", "four"}) Send(*p1, m);
+  auto m1 = c.Receive(buf, 0s);  // the consumer has seen write = 5
+  ASSERT_TRUE(m1.ok());
+  ASSERT_TRUE(c.Ack(m1->id).ok());
+  // Message 3 is damaged where the consumer has not read yet; the runtime
+  // fails that producer and repairs its file: write goes back to 3.
+  p1.reset();
+  Scribble(kProducerFile, SlotOffset(kShape, 3) + offset::kSlotLength, std::uint32_t{1u << 30});
+  auto what = files_.Repair(EndRole::kProducer);
+  ASSERT_TRUE(what.ok()) << what.error().Describe();
+  EXPECT_NE(what->find("write index 5 -> 3"), std::string::npos) << *what;
+  // The next producer sends "THREE" as 3. The consumer, which had cached
+  // write = 5, must not read 3 and 4 of the old producer.
+  Producer p2 = MustAttachProducer(files_);
+  EXPECT_EQ(p2.next_id(), 3u);
+  auto m2 = c.Receive(buf, 0s);
+  ASSERT_TRUE(m2.ok()) << m2.error().Describe();
+  EXPECT_EQ(m2->id, 2u);
+  auto none = c.Receive(buf, 0s);
+  ASSERT_FALSE(none.ok()) << "read message " << none->id << " the repair dropped";
+  EXPECT_EQ(none.error().code, Errc::kTimeout);
+  Send(p2, "THREE");
+  auto m3 = c.Receive(buf, 0s);
+  ASSERT_TRUE(m3.ok()) << m3.error().Describe();
+  EXPECT_EQ(m3->id, 3u);
+  EXPECT_EQ(AsString(std::span(buf).first(m3->size)), "THREE");
 }
 
 TEST_F(RepairTest, AGarbledAckFallsBackToTheLastValidOneNeverForward) {

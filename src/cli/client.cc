@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -206,10 +207,23 @@ int Tail(const std::string& path, bool follow,
     (void)std::fflush(stdout);
     if (!follow) break;
     in.clear();
-    char buf[4096];
-    if (::read(ino, buf, sizeof(buf)) <= 0) break;
-    const auto* ev = reinterpret_cast<const inotify_event*>(buf);
-    if ((ev->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) != 0) {
+    alignas(inotify_event) char buf[4096];
+    const ssize_t got = ::read(ino, buf, sizeof(buf));
+    if (got <= 0) break;
+    // Several events may come in one read (a flood merges into a modify, then
+    // the move of a rotation): look at every one.
+    bool moved = false;
+    int wd = -1;
+    for (ssize_t at = 0; at + static_cast<ssize_t>(sizeof(inotify_event)) <= got;) {
+      inotify_event ev{};
+      std::memcpy(&ev, buf + at, sizeof ev);
+      if ((ev.mask & (IN_MOVE_SELF | IN_DELETE_SELF)) != 0) {
+        moved = true;
+        wd = ev.wd;
+      }
+      at += static_cast<ssize_t>(sizeof(inotify_event) + ev.len);
+    }
+    if (moved) {
       // Rotated: finish the old file, then read the new one from its start.
       in.clear();
       while (std::getline(in, line)) {
@@ -219,7 +233,7 @@ int Tail(const std::string& path, bool follow,
       in.close();
       for (int i = 0; i < 100 && !fs::exists(path); ++i) ::usleep(10000);
       in.open(path);
-      ::inotify_rm_watch(ino, ev->wd);
+      ::inotify_rm_watch(ino, wd);
       ::inotify_add_watch(ino, path.c_str(), IN_MODIFY | IN_MOVE_SELF | IN_DELETE_SELF);
     }
   }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <set>
 
@@ -139,6 +140,7 @@ struct PreparedChild {
   std::vector<std::string> create_paths;
   std::vector<ChildCreate> creates;
   std::vector<std::string> bind_paths;
+  std::vector<bool> bind_read_only;
   std::vector<ChildBind> binds;
   ChildPlan plan;
 };
@@ -159,24 +161,37 @@ Status PrepareView(const std::string& program, const MountView& view, PreparedCh
     message.append(program).append(": ").append(what).append(path).append(why);
     return MakeError(message);
   };
-  auto absolute = [](const std::string& p) {
-    return !p.empty() && p[0] == '/' && p.back() != '/' && p.find("/../") == std::string::npos &&
-           p.find("//") == std::string::npos;
+  // "/a//b/./c/" -> "/a/b/c"; empty when not absolute or not below "/".
+  auto normal = [](const std::string& p) -> std::string {
+    if (p.empty() || p[0] != '/') return "";
+    std::string n = std::filesystem::path(p).lexically_normal().string();
+    while (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n == "/" ? "" : n;
   };
   for (const std::string& h : view.hide) {
-    if (!absolute(h)) return Refuse("hide path ", h, " is not absolute");
-    child.hide.push_back(h);
+    std::string n = normal(h);
+    if (n.empty()) return Refuse("hide path ", h, " is not an absolute path below /");
+    child.hide.push_back(n);
   }
   std::vector<std::pair<std::string, bool>> points;
+  // Outer paths first: a path kept inside another kept one (read-only
+  // checkpoints inside a writable store) must be bound after it.
+  std::vector<MountView::Keep> keeps;
   for (const MountView::Keep& k : view.keep) {
-    if (!absolute(k.path)) {
-      return Refuse("keep path ", k.path, " is not absolute");
-    }
-    auto under = std::find_if(view.hide.begin(), view.hide.end(), [&](const std::string& h) {
+    std::string n = normal(k.path);
+    if (n.empty()) return Refuse("keep path ", k.path, " is not an absolute path below /");
+    keeps.push_back({n, k.read_only});
+  }
+  std::stable_sort(keeps.begin(), keeps.end(), [](const auto& a, const auto& b) {
+    return std::count(a.path.begin(), a.path.end(), '/') <
+           std::count(b.path.begin(), b.path.end(), '/');
+  });
+  for (const MountView::Keep& k : keeps) {
+    auto under = std::find_if(child.hide.begin(), child.hide.end(), [&](const std::string& h) {
       return k.path.size() > h.size() && k.path.compare(0, h.size(), h) == 0 &&
              k.path[h.size()] == '/';
     });
-    if (under == view.hide.end()) {
+    if (under == child.hide.end()) {
       return Refuse("keep path ", k.path, " is under no hidden one");
     }
     struct stat st {};
@@ -185,6 +200,7 @@ Status PrepareView(const std::string& program, const MountView& view, PreparedCh
     }
     MountPoints(*under, k.path, S_ISDIR(st.st_mode), points);
     child.bind_paths.push_back(k.path);
+    child.bind_read_only.push_back(k.read_only);
   }
   std::set<std::string> seen;
   for (auto& [path, directory] : points) {
@@ -200,7 +216,7 @@ Status PrepareView(const std::string& program, const MountView& view, PreparedCh
     child.creates.push_back({p.c_str(), directory});
   }
   for (std::size_t i = 0; i < child.bind_paths.size(); ++i) {
-    child.binds.push_back({child.bind_paths[i].c_str(), view.keep[i].read_only, -1, {}});
+    child.binds.push_back({child.bind_paths[i].c_str(), child.bind_read_only[i], -1, {}});
   }
   child.plan.view = true;
   child.plan.hide = child.hide_ptrs.data();
@@ -303,11 +319,15 @@ std::optional<std::string> MountViewsUnavailable() {
   static std::once_flag once;
   static std::optional<std::string> why;
   std::call_once(once, [] {
-    // A throwaway child tries what ChildMakeView does first.
+    // A throwaway child tries what a view takes: a namespace of its own,
+    // then joining one with setns (which also needs CAP_SYS_CHROOT): it
+    // goes back to the one it came from.
     const pid_t pid = ::fork();
     if (pid == 0) {
-      const bool ok = ::unshare(CLONE_NEWNS) == 0 &&
-                      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0;
+      const int origin = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+      const bool ok = origin >= 0 && ::unshare(CLONE_NEWNS) == 0 &&
+                      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0 &&
+                      ::setns(origin, CLONE_NEWNS) == 0;
       ::_exit(ok ? 0 : (errno & 0x7f));
     }
     if (pid < 0) {
@@ -320,7 +340,7 @@ std::optional<std::string> MountViewsUnavailable() {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       const int error = WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
       why = std::string("no mount namespaces for components (") + std::strerror(error) +
-            (error == EPERM ? "; the runtime needs CAP_SYS_ADMIN)" : ")");
+            (error == EPERM ? "; the runtime needs CAP_SYS_ADMIN and CAP_SYS_CHROOT)" : ")");
     }
   });
   return why;

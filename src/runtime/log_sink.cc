@@ -38,6 +38,13 @@ LogSink::~LogSink() {
 }
 
 void LogSink::OpenFile() {
+  // A runtime that died inside Rotate, after the exchange, left the full log
+  // at NAME.log.new: move it on to NAME.log.1 as Rotate would have.
+  const std::string fresh = path_ + ".new";
+  struct stat left {};
+  if (::stat(fresh.c_str(), &left) == 0 && left.st_size > 0) {
+    (void)::rename(fresh.c_str(), (path_ + ".1").c_str());
+  }
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd_ < 0) {
     Say("cannot open log {}: {}", path_, std::system_category().message(errno));

@@ -68,6 +68,19 @@ TEST_F(LogSinkTest, RotatesPastTheLimit) {
   EXPECT_GT(fs::file_size(dir_ / "c.log.1"), LogSink::kRotateAt - 2000);
 }
 
+TEST_F(LogSinkTest, ALogLeftHalfwayThroughARotationIsMovedOn) {
+  fs::path p = dir_ / "e.log";
+  {
+    std::ofstream(dir_ / "e.log.new") << "old lines\n";
+    std::ofstream(p) << "new lines\n";
+  }
+  LogSink log("e", p.string(), false);
+  log.Write("more\n");
+  EXPECT_FALSE(fs::exists(dir_ / "e.log.new"));
+  EXPECT_EQ(Read(dir_ / "e.log.1"), "old lines\n");
+  EXPECT_EQ(Read(p), "new lines\nmore\n");
+}
+
 TEST_F(LogSinkTest, TheLogFileExistsThroughoutRotation) {
   fs::path p = dir_ / "d.log";
   LogSink log("d", p.string(), false);
