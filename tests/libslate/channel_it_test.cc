@@ -22,11 +22,6 @@ std::size_t RecordedCount(const std::string& path) {
   return static_cast<std::size_t>(sb.st_size) / 8;
 }
 
-std::string ReadLog(const SystemUnderTest& sut, const std::string& name) {
-  std::ifstream in(fs::path(sut.state_dir()) / "logs" / (name + ".log"));
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 Json ChannelStatus(SystemUnderTest& sut, const std::string& name) {
   Json st = sut.Status();
   for (const Json& c : st["channels"]) {
@@ -68,8 +63,8 @@ to = "d"
 )");
   sut.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return ReadLog(sut, "c").find("why:") != std::string::npos; }, milliseconds(5000)));
-  std::string log = ReadLog(sut, "c");
+      [&] { return sut.ComponentLog("c").find("why:") != std::string::npos; }, milliseconds(5000)));
+  std::string log = sut.ComponentLog("c");
   // Its descriptors: 0-2 (/dev/null, the output pipe), libslate's socket to
   // the runtime, and the three files of its one end. Nothing of the other
   // channel, of another component, or of the runtime's control socket.
@@ -256,14 +251,14 @@ to = "client"
 )");
   sut.StartReady();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return ReadLog(sut, "client").find("calls answered") != std::string::npos; },
+      [&] { return sut.ComponentLog("client").find("calls answered") != std::string::npos; },
       milliseconds(15000)))
       << sut.RunLog();
-  EXPECT_THAT(ReadLog(sut, "client"), ::testing::HasSubstr("calls answered: 30 of 30"));
+  EXPECT_THAT(sut.ComponentLog("client"), ::testing::HasSubstr("calls answered: 30 of 30"));
   EXPECT_EQ(sut.Events("child_exited", "server").size(), 2u);
   EXPECT_TRUE(sut.Events("child_exited", "client").empty());
   // Each request was served exactly once across the server's three lives.
-  std::string log = ReadLog(sut, "server");
+  std::string log = sut.ComponentLog("server");
   for (int id = 1; id <= 30; ++id) {
     std::string line = fmt::format("served {}\n", id);
     std::size_t first = log.find(line);
@@ -291,14 +286,14 @@ to = "client"
 )");
   sut.StartReady();
   std::this_thread::sleep_for(milliseconds(300));  // the call is waiting
-  EXPECT_EQ(ReadLog(sut, "client").find("call-once:"), std::string::npos);
+  EXPECT_EQ(sut.ComponentLog("client").find("call-once:"), std::string::npos);
   ASSERT_EQ(sut.Cli({"stop", "server"}).code, 0);
   auto stopped = std::chrono::steady_clock::now();
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return ReadLog(sut, "client").find("call-once:") != std::string::npos; },
+      [&] { return sut.ComponentLog("client").find("call-once:") != std::string::npos; },
       milliseconds(10000)));
   auto heard = std::chrono::steady_clock::now();
-  EXPECT_THAT(ReadLog(sut, "client"), ::testing::HasSubstr("call-once: SLATE_EPEERDOWN"));
+  EXPECT_THAT(sut.ComponentLog("client"), ::testing::HasSubstr("call-once: SLATE_EPEERDOWN"));
   // The stop itself takes the server's shutdown (SIGTERM); then at once.
   EXPECT_LT(heard - stopped, milliseconds(2000));
   Json ch = ChannelStatus(sut, "rep");

@@ -109,14 +109,12 @@ exec = ["{peer}", "count", "--out", "counter.out"]
 ready = "notify"
 )");
   sut.Start();
-  auto log = [&] {
-    std::ifstream in(fs::path(sut.state_dir()) / "logs" / "counter.log");
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  };
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return log().find("has no state; give it one") != std::string::npos; },
+      [&] {
+        return sut.ComponentLog("counter").find("has no state; give it one") != std::string::npos;
+      },
       milliseconds(5000)))
-      << log();
+      << sut.ComponentLog("counter");
 }
 
 }  // namespace
@@ -407,8 +405,7 @@ to = "b"
   std::string log;
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
-        std::ifstream in(fs::path(sut.state_dir()) / "logs" / "snoop.log");
-        log.assign(std::istreambuf_iterator<char>(in), {});
+        log = sut.ComponentLog("snoop");
         return log.find("reach done") != std::string::npos;
       },
       milliseconds(5000)))

@@ -259,6 +259,12 @@ class SystemUnderTest {
     return Json();
   }
 
+  // A component's log, state_dir/logs/NAME.log, as it is now.
+  std::string ComponentLog(const std::string& name) const {
+    std::ifstream in(fs::path(state_dir()) / "logs" / (name + ".log"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
   std::string RunLog() const {
     std::ifstream in(dir_ / "run.log");
     std::stringstream s;
