@@ -304,12 +304,13 @@ ChannelResult<std::uint64_t> ChannelFiles::Requeue(std::uint64_t dead_letter_id)
   std::byte* base = ring->data();
   const std::uint64_t id = s->write;
   std::byte* slot = base + SlotOffset(geometry_, id);
-  Word64(slot, offset::kSlotId).store(id, std::memory_order_relaxed);
   Word32(slot, offset::kSlotLength)
       .store(static_cast<std::uint32_t>(letter->payload.size()), std::memory_order_relaxed);
   if (!letter->payload.empty()) {
     std::memcpy(slot + kSlotHeaderSize, letter->payload.data(), letter->payload.size());
   }
+  // As Producer::Send: the slot's id is the commit point, the index follows.
+  Word64(slot, offset::kSlotId).store(id, std::memory_order_release);
   Word64(base, offset::kWrite).store(id + 1, std::memory_order_seq_cst);
   // Rare enough to wake unconditionally rather than read the consumer's flag.
   Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
@@ -413,17 +414,31 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
     const std::uint64_t consumed = std::max({*ack, floor, kFirstId});
     const std::uint64_t write = Load64(base, offset::kWrite);
     // The longest run of whole messages from the consumer's position, but
-    // never past a write index that was itself in range.
+    // never past the published end of a write index that was itself in range.
     std::uint64_t limit = consumed + geometry_.capacity;
-    if (write >= consumed && write <= limit) limit = write;
+    if (write >= consumed && write <= limit) {
+      limit = std::min(limit, channel::PublishedEnd(base, geometry_, write));
+    }
     std::uint64_t good = consumed;
     while (good < limit) {
       const std::byte* slot = base + SlotOffset(geometry_, good);
-      if (Load64(slot, offset::kSlotId, std::memory_order_relaxed) != good ||
-          Load32(slot, offset::kSlotLength, std::memory_order_relaxed) > geometry_.max_message) {
+      if (!SlotHolds(Load64(slot, offset::kSlotId, std::memory_order_relaxed),
+                     Load32(slot, offset::kSlotLength, std::memory_order_relaxed), good,
+                     geometry_)) {
         break;
       }
       ++good;
+    }
+    // A slot beyond the end that holds an id at or past it was written by
+    // the faulty process (or is from before an earlier repair): a consumer
+    // polls the slot of the next id, so it must not find one there early.
+    std::uint64_t cleared = 0;
+    for (std::uint64_t i = 0; i < geometry_.capacity; ++i) {
+      auto id = Word64(base + kPageSize + i * SlotSize(geometry_.max_message), offset::kSlotId);
+      if (id.load(std::memory_order_relaxed) >= good) {
+        id.store(0, std::memory_order_relaxed);
+        ++cleared;
+      }
     }
     if (good != write) {
       Word64(base, offset::kWrite).store(good, std::memory_order_seq_cst);
@@ -432,11 +447,15 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
                                           write, good, write - good)
                             : fmt::format("write index {} -> {}", write, good));
     }
+    if (cleared > 0)
+      changes.push_back(fmt::format("{} slot ids at or past {} cleared", cleared, good));
     Word32(runtime_.data(), offset::kRepairs).fetch_add(1, std::memory_order_seq_cst);
     Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(base + offset::kWriteSeq);
   } else {
-    auto write = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
+    auto index = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
+    if (!index) return index.error();
+    auto write = PublishedEnd(*index);
     if (!write) return write.error();
     const std::uint64_t ack = Load64(base, offset::kAck);
     const std::uint64_t delivered = Load64(base, offset::kDelivered);

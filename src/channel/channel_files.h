@@ -137,7 +137,12 @@ class ChannelFiles {
   ChannelFiles() = default;
   std::string PathOf(std::string_view file) const;
   ChannelStatus CheckEndFiles() const;
+  // Positions as IndexSnapshot says, with `write` the end of the published
+  // stream (PublishedEnd in layout.h), checked by CheckIndices.
   ChannelResult<IndexSnapshot> ReadIndices() const;
+  // `write` (the producer's index as read), one further if the slot of
+  // `write` is already committed (PublishedEnd, read with pread).
+  ChannelResult<std::uint64_t> PublishedEnd(std::uint64_t write) const;
   ChannelStatus CheckSlots(std::uint64_t from, std::uint64_t to) const;
   ChannelResult<EndFds> FdsFor(std::string_view own, std::string_view peer) const;
   ChannelStatus DeadLetterHead(std::uint64_t id, std::uint32_t deliveries);

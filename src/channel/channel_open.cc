@@ -34,28 +34,64 @@ ChannelResult<platform::UniqueFd> OpenOwnedFile(const std::string& path) {
   return fd;
 }
 
-// Layout 1 differed only in where the wants_* words were (see layout.h): a
-// channel made by an older runtime is brought up to this layout in place,
-// queued messages, positions and dead letters untouched. The ends are not
-// attached (Open runs before any component starts). The runtime region goes
-// last: a runtime that dies midway leaves it at 1, and the next Open
-// migrates again (files already at 2 are skipped).
-ChannelStatus MigrateFromLayout1(const std::array<int, 3>& fds, std::vector<std::string>* notes) {
+// A channel made by an older runtime is brought up to this layout in place;
+// queued messages, positions and dead letters are untouched. The ends are
+// not attached (Open runs before any component starts). The runtime region
+// goes last: a runtime that dies midway leaves it old, and the next Open
+// migrates again (every step can be repeated).
+//   1 -> 2: the wants_* words moved from offset 76 (cleared here) to 256.
+//   2 -> 3: the slot's id became the commit point. Up to layout 2 the
+//     producer wrote the id first, so the slot of `write` can hold its id
+//     over half a payload, and a repair may have left ids past `write`:
+//     every slot id at or past `write` is cleared, or a consumer polling
+//     slots would take it for a published message. One pass over the slot
+//     headers, in reads of up to kReadChunk.
+ChannelStatus MigrateLayout(std::uint32_t from, const std::array<int, 3>& fds,
+                            const ChannelGeometry& g, std::vector<std::string>* notes) {
   const std::array<std::string_view, 3> files = {kProducerFile, kConsumerFile, kRuntimeFile};
+  const int producer = fds[0];
+  if (from < 3) {
+    auto write = ReadWord(producer, offset::kWrite, Culprit::kProducer, kProducerFile);
+    if (!write) return write.error();
+    const std::uint64_t slot = SlotSize(g.max_message);
+    const std::uint64_t per_read = slot <= kReadChunk ? kReadChunk / slot : 1;
+    std::vector<std::byte> buf;
+    for (std::uint64_t i = 0; i < g.capacity;) {
+      const std::uint64_t n = std::min(per_read, g.capacity - i);
+      buf.resize((n - 1) * slot + sizeof(std::uint64_t));
+      const std::uint64_t at = kPageSize + i * slot;
+      if (auto st = ReadAt(producer, at, buf.data(), buf.size(), Culprit::kProducer, kProducerFile);
+          !st) {
+        return st;
+      }
+      for (std::uint64_t k = 0; k < n; ++k) {
+        std::uint64_t id = 0;
+        std::memcpy(&id, buf.data() + k * slot + offset::kSlotId, sizeof id);
+        if (id < *write) continue;
+        const std::uint64_t zero = 0;
+        if (auto st = internal::WriteAt(producer, at + k * slot + offset::kSlotId, &zero,
+                                        sizeof zero, kProducerFile);
+            !st) {
+          return st;
+        }
+      }
+      i += n;
+    }
+  }
   for (std::size_t i = 0; i < fds.size(); ++i) {
     RegionHeader h;
     if (auto st = ReadAt(fds[i], 0, &h, sizeof h, Culprit::kRuntime, files[i]); !st) return st;
-    if (h.version != 1) continue;
-    h.version = kLayoutVersion;
-    if (auto st = internal::WriteAt(fds[i], 0, &h, sizeof h, files[i]); !st) return st;
-    if (i < 2) {
+    if (h.version >= kLayoutVersion) continue;
+    if (h.version == 1 && i < 2) {
       const std::uint32_t zero = 0;
       if (auto st = internal::WriteAt(fds[i], kLayout1Wants, &zero, sizeof zero, files[i]); !st) {
         return st;
       }
     }
+    h.version = kLayoutVersion;
+    if (auto st = internal::WriteAt(fds[i], 0, &h, sizeof h, files[i]); !st) return st;
   }
-  notes->push_back(fmt::format("migrated from channel layout 1 to {}", kLayoutVersion));
+  notes->push_back(fmt::format("migrated from channel layout {} to {}", from, kLayoutVersion));
   return Ok();
 }
 
@@ -84,9 +120,11 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
       !st) {
     return st.error();
   }
-  if (h.magic == kRuntimeMagic && h.version == 1) {
-    if (auto st = MigrateFromLayout1(
-            {f.producer_fd_.get(), f.consumer_fd_.get(), f.runtime_fd_.get()}, &f.notes_);
+  if (h.magic == kRuntimeMagic && h.version >= 1 && h.version < kLayoutVersion &&
+      h.capacity == g.capacity && h.max_message == g.max_message) {
+    if (auto st = MigrateLayout(h.version,
+                                {f.producer_fd_.get(), f.consumer_fd_.get(), f.runtime_fd_.get()},
+                                g, &f.notes_);
         !st) {
       return st.error();
     }
@@ -197,10 +235,30 @@ ChannelResult<IndexSnapshot> ChannelFiles::ReadIndices() const {
     if (!v) return v.error();
     *out = *v;
   }
+  // The slot is read after ack_after: it can only have moved on to a newer
+  // message since, and then `write` is short of the end, never past it.
+  auto end = PublishedEnd(s.write);
+  if (!end) return end.error();
+  s.write = *end;
   s.floor = Floor();
   if (auto st = CheckIndices(s, geometry_.capacity); !st) return st.error();
   last_good_consumed_ = std::max(s.ack_after, s.floor);
   return s;
+}
+
+ChannelResult<std::uint64_t> ChannelFiles::PublishedEnd(std::uint64_t write) const {
+  if (write < kFirstId) return write;  // CheckIndices blames it
+  std::array<std::byte, kSlotHeaderSize> head{};
+  if (auto st = ReadAt(producer_fd_.get(), SlotOffset(geometry_, write), head.data(), head.size(),
+                       Culprit::kProducer, kProducerFile);
+      !st) {
+    return st.error();
+  }
+  std::uint64_t slot_id = 0;
+  std::uint32_t length = 0;
+  std::memcpy(&slot_id, head.data() + offset::kSlotId, sizeof slot_id);
+  std::memcpy(&length, head.data() + offset::kSlotLength, sizeof length);
+  return SlotHolds(slot_id, length, write, geometry_) ? write + 1 : write;
 }
 
 ChannelStatus ChannelFiles::CheckSlots(std::uint64_t from, std::uint64_t to) const {

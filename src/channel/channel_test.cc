@@ -310,7 +310,7 @@ TEST_F(ChannelTest, AChannelOfLayout1IsMigratedWithItsMessages) {
   auto files = ChannelFiles::Open(dir_.Channel(), g);
   ASSERT_TRUE(files.ok()) << files.error().Describe();
   ASSERT_EQ(files->recovery_notes().size(), 1u);
-  EXPECT_EQ(files->recovery_notes()[0], "migrated from channel layout 1 to 2");
+  EXPECT_EQ(files->recovery_notes()[0], "migrated from channel layout 1 to 3");
   Consumer c = MustAttachConsumer(*files);
   EXPECT_EQ(Next(c), "one");
   EXPECT_EQ(Next(c), "two");
@@ -319,6 +319,44 @@ TEST_F(ChannelTest, AChannelOfLayout1IsMigratedWithItsMessages) {
   auto again = ChannelFiles::Open(dir_.Channel(), g);
   ASSERT_TRUE(again.ok()) << again.error().Describe();
   EXPECT_TRUE(again->recovery_notes().empty());
+}
+
+TEST_F(ChannelTest, AChannelOfLayout2LosesItsUncommittedSlotsInTheMigration) {
+  ChannelGeometry g{8, 64, 3};
+  {
+    ChannelFiles files = Make(g);
+    Producer p = MustAttachProducer(files);
+    for (const char* m : {"one", "two", "three"}) ASSERT_TRUE(p.Send(AsBytes(m), 0s).ok());
+  }
+  // Layout 2 wrote a slot's id first: a producer killed mid-copy left the
+  // slot of `write` (3) holding id 3 over a torn payload, and a repair had
+  // left id 4 in the next slot. Neither was published; in layout 3 a
+  // consumer polling those slots would take both.
+  for (std::string_view file : {kRuntimeFile, kProducerFile, kConsumerFile}) {
+    testing::Scribble(dir_.Channel(), file, offsetof(RegionHeader, version), std::uint32_t{2});
+  }
+  testing::Scribble(dir_.Channel(), kProducerFile, offset::kWrite, std::uint64_t{3});
+  testing::Scribble(dir_.Channel(), kProducerFile, SlotOffset(g, 4) + offset::kSlotId,
+                    std::uint64_t{4});
+  auto files = ChannelFiles::Open(dir_.Channel(), g);
+  ASSERT_TRUE(files.ok()) << files.error().Describe();
+  ASSERT_EQ(files->recovery_notes().size(), 1u);
+  EXPECT_EQ(files->recovery_notes()[0], "migrated from channel layout 2 to 3");
+  auto stats = files->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.error().Describe();
+  EXPECT_EQ(stats->next_id, 3u);
+  Consumer c = MustAttachConsumer(*files);
+  EXPECT_EQ(Next(c), "one");
+  EXPECT_EQ(Next(c), "two");
+  std::array<std::byte, 64> buf{};
+  auto none = c.Receive(buf, 0s);
+  ASSERT_FALSE(none.ok()) << "received the uncommitted message " << none->id;
+  EXPECT_EQ(none.error().code, Errc::kTimeout);
+  Producer p = MustAttachProducer(*files);
+  EXPECT_EQ(p.next_id(), 3u);
+  for (const char* m : {"THREE", "FOUR"}) ASSERT_TRUE(p.Send(AsBytes(m), 0s).ok());
+  EXPECT_EQ(Next(c), "THREE");
+  EXPECT_EQ(Next(c), "FOUR");
 }
 
 TEST_F(ChannelTest, OpenRefusesAnotherShapeButTakesNewMaxDeliveries) {

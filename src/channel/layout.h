@@ -42,9 +42,11 @@ inline constexpr std::uint64_t kMaxMessageLimit = std::uint64_t{64} << 20;
 inline constexpr std::uint64_t kMaxRingBytes = std::uint64_t{1} << 40;
 
 // 2: the wants_* words moved from offset 76 to a 128-byte block of their own
-// at 256 and hold a wait token (WaitToken) instead of 1. ChannelFiles::Open
-// migrates a channel of layout 1 in place.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// at 256 and hold a wait token (WaitToken) instead of 1.
+// 3: a slot's id is the commit point (written last, with release), and the
+// write index may lag one message behind it (see PublishedEnd).
+// ChannelFiles::Open migrates a channel of an older layout in place.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 inline constexpr std::uint32_t kDeadLetterVersion = 1;  // the dead-letters file
 inline constexpr std::uint64_t kPageSize = 4096;        // region header page, on every target
 inline constexpr std::uint64_t kSlotHeaderSize = 16;
@@ -84,7 +86,9 @@ static_assert(sizeof(RegionHeader) == 64 && std::is_trivially_copyable_v<RegionH
 // Mutable words, by offset in their region's first page.
 namespace offset {
 // producer.region
-inline constexpr std::size_t kWrite = 64;     // u64: ids < write are published
+// u64: ids < write are published; the message `write` may be too (see
+// PublishedEnd): the producer stores its slot's id before this index.
+inline constexpr std::size_t kWrite = 64;
 inline constexpr std::size_t kWriteSeq = 72;  // u32 futex word: bumped to wake the consumer
 // u32 alone in its 128-byte block (the consumer reads it on every ack, and
 // CPUs fetch lines in pairs, so a hot neighbour line would bounce it):
@@ -150,6 +154,18 @@ constexpr std::uint64_t EntryOffset(const ChannelGeometry& g, std::uint64_t id) 
   return kPageSize + (id % g.capacity) * kDeliveryEntrySize;
 }
 
+// A message is published the moment its slot's id field holds its id: the
+// producer writes the length and payload, then the id (release), then moves
+// the write index. A producer killed between the last two leaves the index
+// one message behind, so the end of the published stream is `write`, or
+// `write + 1` when the slot of `write` already holds that id with a length
+// in range. A consumer polls only the slot (one cache line) for the next
+// message; everything else (attach, the runtime's checks) uses this end.
+inline bool SlotHolds(std::uint64_t slot_id, std::uint32_t length, std::uint64_t id,
+                      const ChannelGeometry& g) {
+  return id >= kFirstId && slot_id == id && length <= g.max_message;
+}
+
 // Ranges of the system file plus the mapping bound. kInvalidArgument.
 ChannelStatus CheckGeometry(const ChannelGeometry& g);
 
@@ -199,6 +215,17 @@ inline std::uint64_t Load64(const std::byte* base, std::size_t at,
 inline std::uint32_t Load32(const std::byte* base, std::size_t at,
                             std::memory_order order = std::memory_order_acquire) {
   return Word32(const_cast<std::byte*>(base), at).load(order);
+}
+
+// The end of the published stream (see SlotHolds) through a mapping of
+// producer.region: `write`, or `write + 1` if the producer died (or is
+// about to store the index) after committing the slot of `write`.
+inline std::uint64_t PublishedEnd(const std::byte* producer_region, const ChannelGeometry& g,
+                                  std::uint64_t write) {
+  const std::byte* slot = producer_region + SlotOffset(g, write);
+  const std::uint64_t id = Load64(slot, offset::kSlotId);
+  const std::uint32_t length = Load32(slot, offset::kSlotLength, std::memory_order_relaxed);
+  return SlotHolds(id, length, write, g) ? write + 1 : write;
 }
 
 }  // namespace slate::channel

@@ -21,7 +21,9 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
   IndexSnapshot s;
   s.ack = Load64(peer, offset::kAck);
   s.delivered = Load64(peer, offset::kDelivered);
-  s.write = Load64(own, offset::kWrite);
+  // A predecessor killed between committing a slot and moving the index
+  // left it one behind: the message is published (the consumer may have it).
+  s.write = PublishedEnd(own, regions->shape, Load64(own, offset::kWrite));
   s.ack_after = Load64(peer, offset::kAck);
   s.floor = Load64(regions->runtime.data(), offset::kFloor);
   auto check = CheckIndices(s, regions->shape.capacity);
@@ -37,6 +39,7 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
   p.repairs_seen_ = Load32(p.r_.runtime.data(), offset::kRepairs);
   if (consumer_broke) p.Break(check.error());
   std::byte* mine = p.r_.own.data();
+  Word64(mine, offset::kWrite).store(s.write, std::memory_order_seq_cst);
   // A predecessor killed while asleep leaves its flag up; it only costs the
   // consumer a spurious wake, but start clean.
   Word32(mine, offset::kWantsSpace).store(0, std::memory_order_relaxed);
@@ -136,7 +139,6 @@ ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
 
   // write_slot_ == write_ % capacity, kept without a division per message.
   std::byte* slot = own + kPageSize + write_slot_ * r_.slot_size;
-  Word64(slot, offset::kSlotId).store(write_, std::memory_order_relaxed);
   Word32(slot, offset::kSlotLength)
       .store(static_cast<std::uint32_t>(message.size()), std::memory_order_relaxed);
   if (!message.empty()) {
@@ -144,9 +146,11 @@ ChannelResult<std::uint64_t> Producer::Send(std::span<const std::byte> message,
   }
   const std::uint64_t id = write_++;
   if (++write_slot_ == r_.shape.capacity) write_slot_ = 0;
-  // The commit point. Release publishes the slot; seq_cst also orders the
-  // store before the load of the consumer's flag (the other half of the
-  // handshake in Consumer::WaitForData).
+  // The commit point: the id, with release, after the length and payload.
+  // A consumer polling this slot sees the whole message or none of it.
+  Word64(slot, offset::kSlotId).store(id, std::memory_order_release);
+  // The index follows. seq_cst orders it before the load of the consumer's
+  // flag (the other half of the handshake in Consumer::WaitForData).
   Word64(own, offset::kWrite).store(write_, std::memory_order_seq_cst);
   // Wake the consumer once per sleep: its token names the futex value it
   // waits on; once we have bumped the word, it is awake or about to be.

@@ -133,6 +133,47 @@ TEST_F(RepairTest, AnAttachedConsumerForgetsTheWriteIndexARepairMovedBack) {
   ASSERT_TRUE(m3.ok()) << m3.error().Describe();
   EXPECT_EQ(m3->id, 3u);
   EXPECT_EQ(AsString(std::span(buf).first(m3->size)), "THREE");
+  // The old producer's "four" still sat in the slot of 4 with its id; the
+  // consumer polls that slot for message 4, so the repair cleared it.
+  EXPECT_NE(what->find("slot ids at or past 3 cleared"), std::string::npos) << *what;
+  auto early = c.Receive(buf, 0s);
+  ASSERT_FALSE(early.ok()) << "read the dropped " << AsString(std::span(buf).first(early->size));
+  EXPECT_EQ(early.error().code, Errc::kTimeout);
+  Send(p2, "FOUR");
+  auto m4 = c.Receive(buf, 0s);
+  ASSERT_TRUE(m4.ok()) << m4.error().Describe();
+  EXPECT_EQ(AsString(std::span(buf).first(m4->size)), "FOUR");
+}
+
+TEST_F(RepairTest, AProducerKilledBetweenItsSlotAndItsIndexHasPublishedTheMessage) {
+  Consumer c = MustAttachConsumer(files_);
+  {
+    Producer p = MustAttachProducer(files_);
+    Send(p, "one");
+    Send(p, "two");
+  }
+  // As a producer killed after committing the slot of 2 (its id) and before
+  // storing the write index 3 leaves it.
+  Scribble(kProducerFile, offset::kWrite, std::uint64_t{2});
+  std::array<std::byte, 64> buf{};
+  for (std::uint64_t want : {1u, 2u}) {
+    auto m = c.Receive(buf, 0s);
+    ASSERT_TRUE(m.ok()) << m.error().Describe();
+    EXPECT_EQ(m->id, want);
+    ASSERT_TRUE(c.Ack(m->id).ok());  // ack 3, past the index: not the consumer's fault
+  }
+  EXPECT_TRUE(files_.Check().ok()) << files_.Check().error().Describe();
+  auto stats = files_.Stats();
+  ASSERT_TRUE(stats.ok()) << stats.error().Describe();
+  EXPECT_EQ(stats->next_id, 3u);
+  EXPECT_EQ(stats->depth, 0u);
+  // The next producer resumes after it, never giving id 2 to another message.
+  Producer p = MustAttachProducer(files_);
+  EXPECT_EQ(p.next_id(), 3u);
+  EXPECT_EQ(Send(p, "three"), 3u);
+  auto m = c.Receive(buf, 0s);
+  ASSERT_TRUE(m.ok()) << m.error().Describe();
+  EXPECT_EQ(AsString(std::span(buf).first(m->size)), "three");
 }
 
 TEST_F(RepairTest, AGarbledAckFallsBackToTheLastValidOneNeverForward) {
