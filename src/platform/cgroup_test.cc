@@ -80,7 +80,9 @@ TEST_P(CgroupTest, ChildStartsInsideItsCgroupAndIsKilledWithIt) {
   const CgroupHandle& handle = cgroup->handle();
   EXPECT_FALSE(handle.IsPopulated().value());
 
-  SpawnRequest request{{"/bin/sleep", "100"}, {}, {}, {}, &handle, {}};
+  SpawnRequest request;
+  request.argv = {"/bin/sleep", "100"};
+  request.cgroup = &handle;
   auto process = Spawn(request);
   ASSERT_TRUE(process.ok()) << process.error().message;
   EXPECT_TRUE(handle.Contains(process->pid()).value());
@@ -138,7 +140,9 @@ TEST_P(CgroupTest, SetsidEscapeeIsStillKilled) {
 TEST_P(CgroupTest, SignalReachesEveryMember) {
   auto cgroup = tree_->CreateChild("members");
   ASSERT_TRUE(cgroup.ok()) << cgroup.error().message;
-  SpawnRequest request{{"/bin/sleep", "100"}, {}, {}, {}, &cgroup->handle(), {}};
+  SpawnRequest request;
+  request.argv = {"/bin/sleep", "100"};
+  request.cgroup = &cgroup->handle();
   auto first = Spawn(request);
   auto second = Spawn(request);
   ASSERT_TRUE(first.ok() && second.ok());

@@ -17,6 +17,12 @@
 namespace slate::platform {
 namespace {
 
+SpawnRequest Argv(std::vector<std::string> argv) {
+  SpawnRequest request;
+  request.argv = std::move(argv);
+  return request;
+}
+
 using testing::ProcessState;
 using testing::ReadLine;
 using testing::ShellRequest;
@@ -49,7 +55,7 @@ TEST_F(ProcessTest, TryReapReportsTheEndOnce) {
 }
 
 TEST_F(ProcessTest, RunningProcessIsNotReaped) {
-  auto process = Spawn({{"/bin/sleep", "100"}, {}, {}, {}, nullptr, {}});
+  auto process = Spawn(Argv({"/bin/sleep", "100"}));
   ASSERT_TRUE(process.ok()) << process.error().message;
   auto status = TryReap(process.value());
   ASSERT_TRUE(status.ok());
@@ -115,7 +121,7 @@ TEST_F(ProcessTest, KillTreeEndsAnOrphanedGrandchildThatIgnoresSigterm) {
 // orphan behind it must still be reaped, and the tracked one must not be.
 TEST_F(ProcessTest, ReapOrphansGoesAroundTrackedChildrenWithoutTakingTheirStatus) {
   ASSERT_TRUE(SetChildSubreaper().ok());
-  auto tracked = Spawn({{"/bin/true"}, {}, {}, {}, nullptr, {}});
+  auto tracked = Spawn(Argv({"/bin/true"}));
   ASSERT_TRUE(tracked.ok()) << tracked.error().message;
 
   // The orphan blocks reading `hold` (a blocking pipe) until we close its
@@ -162,7 +168,7 @@ TEST_F(ProcessTest, ReapOrphansWithoutChildren) {
 TEST_F(ProcessTest, DroppedProcessIsCollectedAsAnOrphan) {
   pid_t pid = 0;
   {
-    auto process = Spawn({{"/bin/true"}, {}, {}, {}, nullptr, {}});
+    auto process = Spawn(Argv({"/bin/true"}));
     ASSERT_TRUE(process.ok());
     pid = process->pid();
     ASSERT_TRUE(WaitUntilExited(*process));

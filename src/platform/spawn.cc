@@ -9,11 +9,13 @@
 #include <set>
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -315,6 +317,19 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
 
 }  // namespace
 
+std::optional<std::string> CapabilityDropUnavailable() {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) {
+    return "capget: " + std::string(std::strerror(errno));
+  }
+  if ((data[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP)) == 0) {
+    return "the runtime lacks CAP_SETPCAP";
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> MountViewsUnavailable() {
   static std::once_flag once;
   static std::optional<std::string> why;
@@ -406,6 +421,18 @@ Result<Process> Spawn(const SpawnRequest& request) {
   if (auto fds = PrepareFds(request, child); !fds) {
     return fds.error();
   }
+  if (request.capabilities) {
+    child.plan.drop_caps = true;
+    child.plan.keep_caps = *request.capabilities;
+  }
+  if (request.identity) {
+    child.plan.set_identity = true;
+    child.plan.uid = request.identity->uid;
+    child.plan.gid = request.identity->gid;
+    child.plan.groups = request.identity->groups.data();
+    child.plan.group_count = request.identity->groups.size();
+  }
+  child.plan.no_new_privs = request.no_new_privs;
   if (request.mounts != nullptr) {
     child.plan.join_namespace = request.mounts->fd();
   } else if (request.view) {

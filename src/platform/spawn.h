@@ -1,9 +1,12 @@
 // Spawn: start a component's program as a child process.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "base/result.h"
 #include "platform/cgroup.h"
@@ -56,6 +59,18 @@ class MountNamespace {
 // namespace in a throwaway child, and remembers.
 std::optional<std::string> MountViewsUnavailable();
 
+// Who a child runs as: set in the child, after its mount view and chdir
+// and before execve, with setgroups, setresgid and setresuid.
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups; empty: none
+};
+
+// Why SpawnRequest::capabilities cannot be honoured here (we lack
+// CAP_SETPCAP, so the bounding set cannot be changed); nullopt when it can.
+std::optional<std::string> CapabilityDropUnavailable();
+
 struct SpawnRequest {
   // argv[0] is the absolute path of the program, executed as is (no PATH
   // search) and passed to it as its argv[0].
@@ -75,6 +90,17 @@ struct SpawnRequest {
   std::optional<MountView> view;
   // Or join this namespace, made from a view before (wins over `view`).
   const MountNamespace* mounts = nullptr;
+  // Run as this user and groups; none: as we are.
+  std::optional<Identity> identity;
+  // The capabilities the program may hold, as a mask of bits 1 << CAP_*;
+  // none: no change (it inherits what execve gives it). Every other one is
+  // dropped from the bounding set (so no execve can regain it). A root child
+  // then holds exactly these; a child of another `identity` gets them as
+  // ambient capabilities. Dropping needs CAP_SETPCAP.
+  std::optional<std::uint64_t> capabilities;
+  // prctl(PR_SET_NO_NEW_PRIVS): no execve can grant privileges (set-user-ID
+  // bits and file capabilities are ignored), in the child or its children.
+  bool no_new_privs = false;
 };
 
 // Starts request.argv[0] as a child and returns once it has executed the

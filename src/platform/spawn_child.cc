@@ -5,6 +5,8 @@
 #include <cstdint>
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/prctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -164,6 +166,90 @@ SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
   }
 }
 
+// Bits 0..63 of a capability mask as the two 32-bit words capset takes.
+SLATE_CHILD_CODE void ChildSetCapabilities(ChildPlan* plan, unsigned long long caps) {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  __user_cap_data_struct data[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    const auto word = static_cast<__u32>(caps >> (32 * i));
+    data[i].effective = word;
+    data[i].permitted = word;
+    data[i].inheritable = word;
+  }
+  if (syscall(SYS_capset, &header, data) != 0) {
+    ChildFail(plan, ChildStep::kCapabilities, errno);
+  }
+}
+
+SLATE_CHILD_CODE void ChildDropPrivileges(ChildPlan* plan) {
+  if (plan->drop_caps) {
+    // Bits the kernel does not know end the loop with EINVAL.
+    for (unsigned long cap = 0; cap < 64; ++cap) {
+      if ((plan->keep_caps >> cap) & 1ULL) continue;
+      if (syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0UL, 0UL, 0UL) != 0) {
+        if (errno == EINVAL) break;
+        ChildFail(plan, ChildStep::kCapabilities, errno);
+      }
+    }
+    if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL) != 0 &&
+        errno != EINVAL) {
+      ChildFail(plan, ChildStep::kAmbient, errno);
+    }
+  }
+  const bool to_other_user = plan->set_identity && plan->uid != 0;
+  if (plan->set_identity) {
+    // Keep the permitted set across setresuid, to raise the kept ones below.
+    if (to_other_user && plan->drop_caps && plan->keep_caps != 0 &&
+        syscall(SYS_prctl, PR_SET_KEEPCAPS, 1UL, 0UL, 0UL, 0UL) != 0) {
+      ChildFail(plan, ChildStep::kCapabilities, errno);
+    }
+    // Raw system calls: glibc's wrappers would signal every thread of the
+    // process that shares our memory, the parent's.
+    if (syscall(SYS_setgroups, plan->group_count, plan->groups) != 0) {
+      ChildFail(plan, ChildStep::kSetGroups, errno);
+    }
+    if (syscall(SYS_setresgid, plan->gid, plan->gid, plan->gid) != 0) {
+      ChildFail(plan, ChildStep::kSetGid, errno);
+    }
+    if (syscall(SYS_setresuid, plan->uid, plan->uid, plan->uid) != 0) {
+      ChildFail(plan, ChildStep::kSetUid, errno);
+    }
+  }
+  if (plan->drop_caps) {
+    if (to_other_user) {
+      if (plan->keep_caps != 0) {
+        // Ambient capabilities survive execve of a program without file
+        // capabilities; each must be permitted and inheritable first.
+        ChildSetCapabilities(plan, plan->keep_caps);
+        for (unsigned long cap = 0; cap < 64; ++cap) {
+          if (((plan->keep_caps >> cap) & 1ULL) == 0) continue;
+          if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0UL, 0UL) != 0) {
+            ChildFail(plan, ChildStep::kAmbient, errno);
+          }
+        }
+      }
+    } else {
+      // Root: execve gives it the bounding set (and whatever is inheritable);
+      // keep nothing else inheritable.
+      __user_cap_header_struct header{};
+      header.version = _LINUX_CAPABILITY_VERSION_3;
+      __user_cap_data_struct data[2] = {};
+      if (syscall(SYS_capget, &header, data) != 0) {
+        ChildFail(plan, ChildStep::kCapabilities, errno);
+      }
+      for (int i = 0; i < 2; ++i) data[i].inheritable = 0;
+      if (syscall(SYS_capset, &header, data) != 0) {
+        ChildFail(plan, ChildStep::kCapabilities, errno);
+      }
+    }
+  }
+  if (plan->no_new_privs && syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) != 0) {
+    ChildFail(plan, ChildStep::kNoNewPrivs, errno);
+  }
+}
+
 SLATE_CHILD_CODE int ChildMain(void* arg) {
   auto* plan = static_cast<ChildPlan*>(arg);
   if (plan->make_namespace) {
@@ -192,6 +278,7 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
   if (plan->cwd != nullptr && syscall(SYS_chdir, plan->cwd) != 0) {
     ChildFail(plan, ChildStep::kChdir, errno);
   }
+  ChildDropPrivileges(plan);
   ChildResetSignals(plan);
   syscall(SYS_execve, plan->path, plan->argv, plan->envp);
   ChildFail(plan, ChildStep::kExec, errno);
@@ -249,6 +336,12 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kMountCreate: return "make a mount point";
     case ChildStep::kMountKeep: return "bind-mount back";
     case ChildStep::kMountSeal: return "make read-only";
+    case ChildStep::kCapabilities: return "drop capabilities";
+    case ChildStep::kSetGroups: return "setgroups";
+    case ChildStep::kSetGid: return "setresgid";
+    case ChildStep::kSetUid: return "setresuid";
+    case ChildStep::kAmbient: return "raise ambient capabilities";
+    case ChildStep::kNoNewPrivs: return "set no_new_privs";
   }
   return "unknown step";
 }

@@ -26,7 +26,13 @@ enum class ChildStep : int {
   kMountHide,
   kMountCreate,
   kMountKeep,
-  kMountSeal
+  kMountSeal,
+  kCapabilities,
+  kSetGroups,
+  kSetGid,
+  kSetUid,
+  kAmbient,
+  kNoNewPrivs
 };
 
 // What a step was doing, for the parent's Error message.
@@ -91,6 +97,18 @@ struct ChildPlan {
   // made_namespace (the descriptor table is shared) and exit; run nothing.
   bool make_namespace = false;
   int made_namespace = -1;
+  // After the view and chdir, before execve: drop from the bounding set every
+  // capability not in `keep_caps` (when drop_caps), take the identity (when
+  // set_identity), raise `keep_caps` as ambient capabilities (when drop_caps
+  // and the uid is not 0), then no_new_privs.
+  bool drop_caps = false;
+  unsigned long long keep_caps = 0;
+  bool set_identity = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;
+  size_t group_count = 0;
+  bool no_new_privs = false;
   // Written by the child before it exits on failure.
   int failed_step = 0;  // a ChildStep
   int error = 0;        // errno

@@ -4,6 +4,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -353,6 +354,73 @@ TEST_P(SpawnTest, AMountViewMustKeepPathsBelowWhatItHides) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Launchers, SpawnTest,
+                         ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
+                         testing::LauncherName);
+
+}  // namespace
+}  // namespace slate::platform
+
+namespace slate::platform {
+namespace {
+
+// What the kernel says of the child's identity and privileges.
+std::string IdentityOf(SpawnRequest request) {
+  auto out = MakeOutputPipe();
+  EXPECT_TRUE(out.ok());
+  request.argv = {
+      "/bin/sh", "-c",
+      "echo $(id -u) $(id -g) $(id -G); "
+      "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status | tr '\\t\\n' '  '"};
+  request.fds = {{out->write.get(), 1}};
+  auto process = Spawn(request);
+  EXPECT_TRUE(process.ok()) << process.error().message;
+  if (!process.ok()) return "";
+  out->write.Reset();
+  std::string text = ReadAll(out->read.get());
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+  return text;
+}
+
+class PrivilegeTest : public SpawnTest {
+ protected:
+  void SetUp() override {
+    SpawnTest::SetUp();
+    if (auto why = CapabilityDropUnavailable()) GTEST_SKIP() << *why;
+  }
+};
+
+TEST_P(PrivilegeTest, AChildRunsAsItsUserWithNoCapabilitiesAndNoNewPrivileges) {
+  SpawnRequest request;
+  request.identity = Identity{65534, 65533, {65532, 65531}};  // the kernel sorts them
+  request.capabilities = 0;
+  request.no_new_privs = true;
+  EXPECT_EQ(IdentityOf(request),
+            "65534 65533 65533 65531 65532\nCapEff: 0000000000000000 CapBnd: 0000000000000000 "
+            "CapAmb: 0000000000000000 NoNewPrivs: 1 ");
+}
+
+TEST_P(PrivilegeTest, ACapabilityKeptForAnotherUserIsAmbient) {
+  SpawnRequest request;
+  request.identity = Identity{65534, 65534, {}};
+  request.capabilities = std::uint64_t{1} << CAP_NET_BIND_SERVICE;
+  EXPECT_EQ(IdentityOf(request),
+            "65534 65534 65534\nCapEff: 0000000000000400 CapBnd: 0000000000000400 "
+            "CapAmb: 0000000000000400 NoNewPrivs: 0 ");
+}
+
+TEST_P(PrivilegeTest, ARootChildHoldsOnlyTheCapabilitiesItKeeps) {
+  SpawnRequest request;
+  request.capabilities = std::uint64_t{1} << CAP_CHOWN;
+  const std::string text = IdentityOf(request);
+  EXPECT_NE(text.find("CapEff: 0000000000000001 CapBnd: 0000000000000001 CapAmb: "
+                      "0000000000000000"),
+            std::string::npos)
+      << text;
+  // Without a mask nothing changes: it has what we have.
+  EXPECT_EQ(IdentityOf(SpawnRequest{}).find("CapBnd: 0000000000000000"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Launchers, PrivilegeTest,
                          ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
                          testing::LauncherName);
 
