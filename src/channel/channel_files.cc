@@ -416,8 +416,9 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
     // The longest run of whole messages from the consumer's position, but
     // never past the published end of a write index that was itself in range.
     std::uint64_t limit = consumed + geometry_.capacity;
-    if (write >= consumed && write <= limit) {
-      limit = std::min(limit, channel::PublishedEnd(base, geometry_, write));
+    // (write + 1 == consumed: the index lags behind a message already acked.)
+    if (write + 1 >= consumed && write <= limit) {
+      limit = std::min(limit, channel::PublishedEnd(base, geometry_));
     }
     std::uint64_t good = consumed;
     while (good < limit) {
@@ -453,9 +454,7 @@ ChannelResult<std::string> ChannelFiles::Repair(EndRole end) {
     Word32(base, offset::kWriteSeq).fetch_add(1, std::memory_order_seq_cst);
     internal::FutexWake(base + offset::kWriteSeq);
   } else {
-    auto index = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
-    if (!index) return index.error();
-    auto write = PublishedEnd(*index);
+    auto write = ReadPublishedEnd();
     if (!write) return write.error();
     const std::uint64_t ack = Load64(base, offset::kAck);
     const std::uint64_t delivered = Load64(base, offset::kDelivered);

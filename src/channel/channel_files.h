@@ -140,9 +140,9 @@ class ChannelFiles {
   // Positions as IndexSnapshot says, with `write` the end of the published
   // stream (PublishedEnd in layout.h), checked by CheckIndices.
   ChannelResult<IndexSnapshot> ReadIndices() const;
-  // `write` (the producer's index as read), one further if the slot of
-  // `write` is already committed (PublishedEnd, read with pread).
-  ChannelResult<std::uint64_t> PublishedEnd(std::uint64_t write) const;
+  // The end of the published stream (PublishedEnd in layout.h): the write
+  // index, the slot it names and the index again, read with pread.
+  ChannelResult<std::uint64_t> ReadPublishedEnd() const;
   ChannelStatus CheckSlots(std::uint64_t from, std::uint64_t to) const;
   ChannelResult<EndFds> FdsFor(std::string_view own, std::string_view peer) const;
   ChannelStatus DeadLetterHead(std::uint64_t id, std::uint32_t deliveries);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -50,9 +51,20 @@ ChannelStatus MigrateLayout(std::uint32_t from, const std::array<int, 3>& fds,
                             const ChannelGeometry& g, std::vector<std::string>* notes) {
   const std::array<std::string_view, 3> files = {kProducerFile, kConsumerFile, kRuntimeFile};
   const int producer = fds[0];
+  // Only with a write index in range: one out of range is the producer's
+  // garbage, which Check finds and Repair mends (it clears the slot ids
+  // past the end it settles on).
+  std::optional<std::uint64_t> write;
   if (from < 3) {
-    auto write = ReadWord(producer, offset::kWrite, Culprit::kProducer, kProducerFile);
-    if (!write) return write.error();
+    auto w = ReadWord(producer, offset::kWrite, Culprit::kProducer, kProducerFile);
+    auto ack = ReadWord(fds[1], offset::kAck, Culprit::kConsumer, kConsumerFile);
+    auto floor = ReadWord(fds[2], offset::kFloor, Culprit::kRuntime, kRuntimeFile);
+    if (!w) return w.error();
+    if (ack && floor && *w >= std::max({*ack, *floor, kFirstId}) && *w <= *ack + g.capacity) {
+      write = *w;
+    }
+  }
+  if (write) {
     const std::uint64_t slot = SlotSize(g.max_message);
     const std::uint64_t per_read = slot <= kReadChunk ? kReadChunk / slot : 1;
     std::vector<std::byte> buf;
@@ -67,7 +79,7 @@ ChannelStatus MigrateLayout(std::uint32_t from, const std::array<int, 3>& fds,
       for (std::uint64_t k = 0; k < n; ++k) {
         std::uint64_t id = 0;
         std::memcpy(&id, buf.data() + k * slot + offset::kSlotId, sizeof id);
-        if (id < *write) continue;
+        if (id == 0 || id < *write) continue;  // 0: nothing to clear (and maybe a hole)
         const std::uint64_t zero = 0;
         if (auto st = internal::WriteAt(producer, at + k * slot + offset::kSlotId, &zero,
                                         sizeof zero, kProducerFile);
@@ -224,32 +236,33 @@ ChannelResult<IndexSnapshot> ChannelFiles::ReadIndices() const {
   // This order never reports a consistent channel as corrupt while the ends
   // run (see IndexSnapshot).
   IndexSnapshot s;
-  for (auto [out, fd, at, owner, file] :
-       {std::tuple{&s.ack, consumer_fd_.get(), offset::kAck, Culprit::kConsumer, kConsumerFile},
-        std::tuple{&s.delivered, consumer_fd_.get(), offset::kDelivered, Culprit::kConsumer,
-                   kConsumerFile},
-        std::tuple{&s.write, producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile},
-        std::tuple{&s.ack_after, consumer_fd_.get(), offset::kAck, Culprit::kConsumer,
-                   kConsumerFile}}) {
-    auto v = ReadWord(fd, at, owner, file);
-    if (!v) return v.error();
-    *out = *v;
-  }
-  // The slot is read after ack_after: it can only have moved on to a newer
-  // message since, and then `write` is short of the end, never past it.
-  auto end = PublishedEnd(s.write);
-  if (!end) return end.error();
-  s.write = *end;
+  auto consumer_word = [this](std::size_t at) {
+    return ReadWord(consumer_fd_.get(), at, Culprit::kConsumer, kConsumerFile);
+  };
+  auto ack = consumer_word(offset::kAck);
+  if (!ack) return ack.error();
+  auto delivered = consumer_word(offset::kDelivered);
+  if (!delivered) return delivered.error();
+  auto write = ReadPublishedEnd();
+  if (!write) return write.error();
+  auto ack_after = consumer_word(offset::kAck);
+  if (!ack_after) return ack_after.error();
+  s.ack = *ack;
+  s.delivered = *delivered;
+  s.write = *write;
+  s.ack_after = *ack_after;
   s.floor = Floor();
   if (auto st = CheckIndices(s, geometry_.capacity); !st) return st.error();
   last_good_consumed_ = std::max(s.ack_after, s.floor);
   return s;
 }
 
-ChannelResult<std::uint64_t> ChannelFiles::PublishedEnd(std::uint64_t write) const {
-  if (write < kFirstId) return write;  // CheckIndices blames it
+ChannelResult<std::uint64_t> ChannelFiles::ReadPublishedEnd() const {
+  auto write = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
+  if (!write) return write.error();
+  if (*write < kFirstId) return *write;  // CheckIndices blames it
   std::array<std::byte, kSlotHeaderSize> head{};
-  if (auto st = ReadAt(producer_fd_.get(), SlotOffset(geometry_, write), head.data(), head.size(),
+  if (auto st = ReadAt(producer_fd_.get(), SlotOffset(geometry_, *write), head.data(), head.size(),
                        Culprit::kProducer, kProducerFile);
       !st) {
     return st.error();
@@ -258,7 +271,9 @@ ChannelResult<std::uint64_t> ChannelFiles::PublishedEnd(std::uint64_t write) con
   std::uint32_t length = 0;
   std::memcpy(&slot_id, head.data() + offset::kSlotId, sizeof slot_id);
   std::memcpy(&length, head.data() + offset::kSlotLength, sizeof length);
-  return SlotHolds(slot_id, length, write, geometry_) ? write + 1 : write;
+  auto again = ReadWord(producer_fd_.get(), offset::kWrite, Culprit::kProducer, kProducerFile);
+  if (!again) return again.error();
+  return PublishedEnd(*write, slot_id, length, *again, geometry_);
 }
 
 ChannelStatus ChannelFiles::CheckSlots(std::uint64_t from, std::uint64_t to) const {

@@ -21,7 +21,7 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   s.ack = Load64(own, offset::kAck);
   s.delivered = Load64(own, offset::kDelivered);
   const std::uint64_t write_index = Load64(regions->peer.data(), offset::kWrite);
-  s.write = PublishedEnd(regions->peer.data(), regions->shape, write_index);
+  s.write = PublishedEnd(regions->peer.data(), regions->shape);
   s.ack_after = s.ack;
   s.floor = Load64(regions->runtime.data(), offset::kFloor);
   auto check = CheckIndices(s, regions->shape.capacity);
@@ -37,7 +37,9 @@ ChannelResult<Consumer> Consumer::Attach(EndFds fds, AttachOptions options) {
   c.ack_ = start;
   c.delivered_ = start;
   c.delivered_slot_ = start % c.r_.shape.capacity;
-  c.write_seen_ = producer_broke ? start - 1 : write_index;
+  // The lowest index a correct producer can show is start - 1 (start >= 1
+  // unless the runtime's floor is garbage too).
+  c.write_seen_ = producer_broke ? std::max(start, kFirstId) - 1 : write_index;
   c.repairs_seen_ = Load32(c.r_.runtime.data(), offset::kRepairs);
   std::byte* mine = c.r_.own.data();
   // delivered before ack, so that ack <= delivered holds at every instant

@@ -217,15 +217,30 @@ inline std::uint32_t Load32(const std::byte* base, std::size_t at,
   return Word32(const_cast<std::byte*>(base), at).load(order);
 }
 
-// The end of the published stream (see SlotHolds) through a mapping of
-// producer.region: `write`, or `write + 1` if the producer died (or is
-// about to store the index) after committing the slot of `write`.
-inline std::uint64_t PublishedEnd(const std::byte* producer_region, const ChannelGeometry& g,
-                                  std::uint64_t write) {
+// The end of the published stream (see SlotHolds), from the write index
+// `write`, the slot of `write` read after it, and the index read again
+// after that (`write_again`): `write + 1` if that slot holds message
+// `write` or the index has moved on meanwhile (the producer commits a slot
+// before it moves the index, so either way `write` was committed before the
+// last read); else `write`. Never `write_again` itself: a reader that reads
+// the ack after this must not find a message counted that was committed
+// after the ack it read allowed. And never `write` when the slot has been
+// reused by a later message, which the second read of the index catches.
+inline std::uint64_t PublishedEnd(std::uint64_t write, std::uint64_t slot_id,
+                                  std::uint32_t slot_length, std::uint64_t write_again,
+                                  const ChannelGeometry& g) {
+  return SlotHolds(slot_id, slot_length, write, g) || write_again > write ? write + 1 : write;
+}
+
+// The same through a mapping of producer.region, reading the index, the
+// slot and the index again, in that order.
+inline std::uint64_t PublishedEnd(const std::byte* producer_region, const ChannelGeometry& g) {
+  const std::uint64_t write = Load64(producer_region, offset::kWrite);
   const std::byte* slot = producer_region + SlotOffset(g, write);
   const std::uint64_t id = Load64(slot, offset::kSlotId);
   const std::uint32_t length = Load32(slot, offset::kSlotLength, std::memory_order_relaxed);
-  return SlotHolds(id, length, write, g) ? write + 1 : write;
+  const std::uint64_t again = Load64(producer_region, offset::kWrite);
+  return PublishedEnd(write, id, length, again, g);
 }
 
 }  // namespace slate::channel

@@ -23,7 +23,7 @@ ChannelResult<Producer> Producer::Attach(EndFds fds, AttachOptions options) {
   s.delivered = Load64(peer, offset::kDelivered);
   // A predecessor killed between committing a slot and moving the index
   // left it one behind: the message is published (the consumer may have it).
-  s.write = PublishedEnd(own, regions->shape, Load64(own, offset::kWrite));
+  s.write = PublishedEnd(own, regions->shape);
   s.ack_after = Load64(peer, offset::kAck);
   s.floor = Load64(regions->runtime.data(), offset::kFloor);
   auto check = CheckIndices(s, regions->shape.capacity);
