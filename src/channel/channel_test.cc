@@ -2,6 +2,7 @@
 // care: each end has its own descriptors and mappings). Crashes of real
 // processes are in channel_process_test.cc.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
@@ -357,6 +358,41 @@ TEST_F(ChannelTest, AChannelOfLayout2LosesItsUncommittedSlotsInTheMigration) {
   for (const char* m : {"THREE", "FOUR"}) ASSERT_TRUE(p.Send(AsBytes(m), 0s).ok());
   EXPECT_EQ(Next(c), "THREE");
   EXPECT_EQ(Next(c), "FOUR");
+}
+
+TEST_F(ChannelTest, TheRuntimesChecksNeverBlameEndsThatRunMeanwhile) {
+  // Capacity 1: every message reuses the one slot, the tightest case for
+  // reading the published end (index, slot, index) against a moving ack.
+  ChannelFiles files = Make({1, 64, 3});
+  Producer p = MustAttachProducer(files);
+  Consumer c = MustAttachConsumer(files);
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    const std::array<std::byte, 8> m{};
+    while (!stop.load()) (void)p.Send(m, 10ms);
+  });
+  std::thread consumer([&] {
+    std::array<std::byte, 64> buf{};
+    while (!stop.load()) {
+      if (auto r = c.Receive(buf, 10ms); r.ok()) (void)c.Ack(r->id);
+    }
+  });
+  int checks = 0;
+  std::string first_error;
+  for (auto end = std::chrono::steady_clock::now() + 1s; std::chrono::steady_clock::now() < end;) {
+    ++checks;
+    if (auto st = files.Check(); !st.ok() && first_error.empty()) {
+      first_error = st.error().Describe();
+    }
+    if (auto stats = files.Stats(); !stats.ok() && first_error.empty()) {
+      first_error = stats.error().Describe();
+    }
+  }
+  stop = true;
+  producer.join();
+  consumer.join();
+  EXPECT_EQ(first_error, "") << "in " << checks << " checks";
+  EXPECT_GT(p.next_id(), 1000u);
 }
 
 TEST_F(ChannelTest, OpenRefusesAnotherShapeButTakesNewMaxDeliveries) {
