@@ -81,16 +81,21 @@ ImageResult<platform::UniqueFd> LockDir(const std::string& dir) {
 
 ImageResult<ImageStore> ImageStore::Open(const std::string& dir) {
   std::error_code ec;
-  const bool created = std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(dir, ec);
   if (ec) return ErrnoImageError("mkdir " + dir, ec.value());
   // create_directories uses 0777 & ~umask; the store decides what runs.
-  if (created && ::chmod(dir.c_str(), 0700) != 0) return ErrnoImageError("chmod " + dir, errno);
+  // Others may pass through to an object (0555) they know the digest of, to
+  // execute it as a component's user, but not list the store (0711).
+  if (::chmod(dir.c_str(), 0711) != 0) return ErrnoImageError("chmod " + dir, errno);
   auto lock = LockDir(dir);
   if (!lock.ok()) return lock.error();
   ImageStore store(dir, std::move(*lock));
   for (const std::string& sub : {store.objects_dir(), store.refs_dir()}) {
     auto made = internal::MakeDir(sub);
     if (!made.ok()) return made.error();
+    if (sub == store.objects_dir() && ::chmod(sub.c_str(), 0711) != 0) {
+      return ErrnoImageError("chmod " + sub, errno);
+    }
     // A temp file is an import or a record write that a crash interrupted
     // before its rename: nothing refers to it.
     auto removed = internal::RemoveTempFiles(sub);

@@ -79,6 +79,7 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   if (!mounts) return fail(mounts.error().message);
   req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
+  if (auto r = Privileges(s.name, c, &req); !r) return fail(r.error().message);
   if (c.ready.kind == spec::Readiness::Kind::kFd) {
     auto rp = platform::ReadinessPipe::Create();
     if (!rp) return fail(rp.error().message);

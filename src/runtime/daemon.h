@@ -96,6 +96,13 @@ class Daemon {
   Result<const platform::MountNamespace*> MountsFor(const std::string& name,
                                                     const spec::Component& c);
   void SetUpViews();
+  // Resolves each component's user and group on this host (identity.cc).
+  Result<std::monostate> SetUpIdentities();
+  // Sets the request's identity, capabilities and no_new_privs for a process
+  // of component `c` (instance `name`), and hands it its store and notify
+  // socket when it runs as another user.
+  Result<std::monostate> Privileges(const std::string& name, const spec::Component& c,
+                                    platform::SpawnRequest* req);
   platform::NotifySocket* NotifyFor(const std::string& name);
   LogSink& LogFor(const std::string& name);
   void NotifyParent(std::string_view message);
@@ -122,8 +129,11 @@ class Daemon {
   // hooks.cc: a command run for component `c` with a deadline, seeing what
   // it sees of state_dir; `done` is called once, from the loop.
   // `owner` is the component's name (an instance's, for a template).
+  // `as_component`: with the component's user, groups and capabilities
+  // (its sanitize command); else with the runtime's (a device's reset).
   void RunHook(const std::string& owner, const spec::Component& c, std::string what,
-               const std::vector<std::string>& argv, Time timeout, HookDone done);
+               const std::vector<std::string>& argv, Time timeout, bool as_component,
+               HookDone done);
   void OnHookExit(int pidfd);
   void OnHookDeadline(int pidfd);
 
@@ -187,6 +197,8 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   std::optional<platform::CgroupTree> cgroups_;
   bool views_ = false;  // components get a MountView of state_dir
+  bool drop_capabilities_ = false;  // we can drop the bounding set (CAP_SETPCAP)
+  std::map<std::string, platform::Identity> identities_;  // by component (spec) name
   std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into

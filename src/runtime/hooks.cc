@@ -14,7 +14,8 @@
 namespace slate::runtime {
 
 void Daemon::RunHook(const std::string& owner, const spec::Component& c, std::string what,
-                     const std::vector<std::string>& argv, Time timeout, HookDone done) {
+                     const std::vector<std::string>& argv, Time timeout, bool as_component,
+                     HookDone done) {
   auto out = platform::MakeOutputPipe();
   if (!out) return done(false, out.error().message);
   platform::SpawnRequest req;
@@ -25,6 +26,9 @@ void Daemon::RunHook(const std::string& owner, const spec::Component& c, std::st
   if (!mounts) return done(false, mounts.error().message);
   req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
+  if (as_component) {
+    if (auto r = Privileges(owner, c, &req); !r) return done(false, r.error().message);
+  }
   auto process = platform::Spawn(req);
   out->write.Reset();
   if (!process) return done(false, process.error().message);

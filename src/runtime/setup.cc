@@ -179,6 +179,7 @@ Result<std::monostate> Daemon::Setup() {
   if (auto r = platform::SetChildSubreaper(); !r) return r;
   SetUpCgroups();
   SetUpViews();
+  if (auto r = SetUpIdentities(); !r) return r;
   // After the stale cgroups are gone: no end of a dead runtime's system is
   // still attached while the channels are checked and recovered.
   if (auto r = OpenChannels(); !r) return r;

@@ -165,7 +165,7 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
         reset("no sanitize command: reset instead");
         return;
       }
-      RunHook(name, *a.component, "sanitize", a.component->sanitize, kSanitizeTimeout,
+      RunHook(name, *a.component, "sanitize", a.component->sanitize, kSanitizeTimeout, true,
               [event, finish, reset](bool ok, const std::string& detail) {
                 if (ok) {
                   event("state_sanitized", detail);
@@ -197,7 +197,7 @@ void Daemon::ResetDevices(const std::string& name, const spec::Component& c, con
     const spec::Device* d = system_->FindDevice(c.devices[i]);
     if (d == nullptr || d->reset.empty()) continue;
     std::string device = d->name;
-    RunHook(name, c, fmt::format("reset of device {}", device), d->reset, d->reset_timeout,
+    RunHook(name, c, fmt::format("reset of device {}", device), d->reset, d->reset_timeout, false,
             [this, name, &c, device, done, i](bool ok, const std::string& detail) {
               core::Event e;
               e.event = "device_reset";

@@ -101,6 +101,13 @@ struct Component {
   bool significant = false;
   bool critical = false;
   std::vector<int> normal_exit_codes;  // besides 0
+  // Who it runs as: a user name or number, and a group name or number;
+  // none: the runtime's own. Resolved on the host by the runtime at start.
+  std::optional<std::string> user;
+  std::optional<std::string> group;  // none: the user's primary group
+  // The capabilities it keeps, 1 << CAP_* each; every other one is dropped.
+  std::uint64_t capabilities = 0;
+  bool no_new_privs = true;
 };
 
 struct Supervisor {

@@ -3,6 +3,7 @@
 #include "spec/parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <system_error>
 #include <tuple>
 
+#include "spec/capabilities.h"
 #include "spec/reader.h"
 #include "spec/units.h"
 #include "spec/validate.h"
@@ -62,6 +64,7 @@ class Reader {
   void ReadSystem(const toml::table& t, System& sys);
   Supervisor ReadSupervisor(TableReader& r);
   Component ReadComponent(TableReader& r);
+  void ReadIdentity(TableReader& r, Component& c);
   Channel ReadChannel(TableReader& r);
   Device ReadDevice(TableReader& r);
 
@@ -320,6 +323,42 @@ Supervisor Reader::ReadSupervisor(TableReader& r) {
   return s;
 }
 
+void Reader::ReadIdentity(TableReader& r, Component& c) {
+  // A user or group as the system file names it: a name as useradd takes
+  // it, or a number.
+  auto read_id = [&r](std::string_view key) -> std::optional<std::string> {
+    auto v = r.String(key);
+    if (!v) return std::nullopt;
+    const bool plausible =
+        !v->empty() && v->size() <= 32 && (*v)[0] != '-' &&
+        std::all_of(v->begin(), v->end(), [](unsigned char ch) {
+          return std::isalnum(ch) != 0 || ch == '_' || ch == '-' || ch == '.' || ch == '$';
+        });
+    if (!plausible) {
+      r.BadValue(key, fmt::format("'{}' is not a {} name or number", *v, key));
+      return std::nullopt;
+    }
+    return v;
+  };
+  c.user = read_id("user");
+  c.group = read_id("group");
+  if (c.group && !r.Get("user")) {
+    r.BadValue("group", "'group' needs 'user' (the component runs as the runtime otherwise)");
+  }
+  if (auto names = r.StringList("capabilities", true)) {
+    for (const std::string& n : *names) {
+      std::optional<int> number = CapabilityNumber(n);
+      if (!number) {
+        r.BadValue("capabilities",
+                   fmt::format("unknown capability '{}'{}", n, DidYouMean(n, CapabilityNames())));
+        continue;
+      }
+      c.capabilities |= std::uint64_t{1} << *number;
+    }
+  }
+  if (auto v = r.Bool("no_new_privs")) c.no_new_privs = *v;
+}
+
 Component Reader::ReadComponent(TableReader& r) {
   Component c;
   if (auto v = ReadCommand(r, "exec")) {
@@ -354,6 +393,7 @@ Component Reader::ReadComponent(TableReader& r) {
   if (auto v = r.Integer("standby", 0, 64)) c.standby = static_cast<int>(*v);
   if (auto v = r.Bool("significant")) c.significant = *v;
   if (auto v = r.Bool("critical")) c.critical = *v;
+  ReadIdentity(r, c);
   if (const toml::node* n = r.Get("normal_exit_codes")) {
     const toml::array* a = n->as_array();
     if (a == nullptr) {

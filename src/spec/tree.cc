@@ -1,7 +1,12 @@
 #include "spec/tree.h"
 
-#include <fmt/format.h>
+#include <string>
+#include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "spec/capabilities.h"
 #include "spec/units.h"
 
 namespace slate::spec {
@@ -53,6 +58,16 @@ std::string ComponentLine(const Component& c, std::string_view shown_name) {
   if (!c.devices.empty()) line += fmt::format(", devices {}", fmt::join(c.devices, " "));
   if (c.significant) line += ", significant";
   if (c.critical) line += ", critical";
+  if (c.user) line += fmt::format(", user {}", *c.user);
+  if (c.group) line += fmt::format(", group {}", *c.group);
+  if (c.capabilities != 0) {
+    std::vector<std::string> names;
+    for (int i = 0; i < 64; ++i) {
+      if ((c.capabilities >> i) & 1U) names.push_back(CapabilityName(i));
+    }
+    line += fmt::format(", capabilities {}", fmt::join(names, " "));
+  }
+  if (!c.no_new_privs) line += ", no_new_privs off";
   return line;
 }
 

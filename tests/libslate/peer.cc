@@ -37,8 +37,9 @@
 //   reach KIND:PATH...
 //       tries each path below $SLATE_STATE_DIR as KIND says (r: open to
 //       read; w: create a file in that directory; s: connect a stream
-//       socket; d: send a datagram) and prints "reach KIND:PATH: ok" or the
-//       error; then idles.
+//       socket; d: send a datagram; u: unmount it; x: open it through
+//       /proc/PID/root of any other process) and prints "reach KIND:PATH: ok"
+//       or the error; then idles.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +54,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -486,7 +488,31 @@ int Grants(int argc, char** argv) {
 }
 
 // 0, or the errno of the attempt.
+// Through /proc/PID/root of every other process: how a process that shares
+// our privileges sees the file system, its own mount view included.
+int TryReachThroughProc(const std::string& path) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return errno;
+  int error = ENOENT;
+  const std::string self = std::to_string(::getpid());
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || self == e->d_name) continue;
+    const std::string via = std::string("/proc/") + e->d_name + "/root" + path;
+    int fd = ::open(via.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      error = 0;
+      break;
+    }
+    if (errno != ENOENT) error = errno;  // the most telling one
+  }
+  ::closedir(proc);
+  return error;
+}
+
 int TryReach(char kind, const std::string& path) {
+  if (kind == 'x') return TryReachThroughProc(path);
+  if (kind == 'u') return ::umount2(path.c_str(), MNT_DETACH) == 0 ? 0 : errno;
   if (kind == 'r' || kind == 'w') {
     std::string target = kind == 'w' ? path + "/probe" : path;
     int fd = ::open(target.c_str(),
@@ -512,9 +538,10 @@ int Reach(int argc, char** argv) {
   Init();
   const char* dir = std::getenv("SLATE_STATE_DIR");
   if (dir == nullptr) Die("no SLATE_STATE_DIR");
+  std::printf("reach as uid %u gid %u\n", ::getuid(), ::getgid());
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.size() < 3 || arg[1] != ':') Die("reach: KIND:PATH, not " + arg);
+    if (arg.size() < 2 || arg[1] != ':') Die("reach: KIND:PATH, not " + arg);
     int error = TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
     std::printf("reach %s: %s\n", arg.c_str(), error == 0 ? "ok" : std::strerror(error));
   }

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
@@ -394,7 +395,7 @@ ready = "notify"
 exec = ["{peer}", "reach", "r:state/snoop", "w:state/snoop", "r:state/a/data.mdb", "w:state/a",
         "r:state/a/lock.mdb", "r:channels/stream/producer.region", "r:channels/stream/dead-letters",
         "s:control.sock", "d:run/a.notify", "r:events.jsonl", "r:logs/a.log",
-        "w:state/snoop/checkpoints", "r:images"]
+        "w:state/snoop/checkpoints", "r:images", "u:", "u:state/snoop"]
 ready = "notify"
 state = { size = "16MiB", checkpoint_every = "1h" }
 [channel.stream]
@@ -424,6 +425,10 @@ to = "b"
   // Its checkpoints are the runtime's: read-only. The images, read-only too.
   EXPECT_THAT(log, ::testing::HasSubstr("reach w:state/snoop/checkpoints: Read-only file system"));
   EXPECT_THAT(log, ::testing::HasSubstr("reach r:images: ok"));
+  // It runs as root, as the runtime does, but without its capabilities, so
+  // it cannot take its view apart.
+  EXPECT_THAT(log, ::testing::HasSubstr("reach u:: Operation not permitted"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach u:state/snoop: Operation not permitted"));
   // The others work as before: the stream went through, the counter counts.
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
@@ -432,6 +437,60 @@ to = "b"
                fs::file_size(fs::path(sut.dir()) / "a.out", ec) >= 2 * 8;
       },
       milliseconds(5000)));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+TEST(State, AComponentOfItsOwnUserReachesNoOtherStoreByAnyPath) {
+  if (auto why = platform::MountViewsUnavailable()) GTEST_SKIP() << *why;
+  if (auto why = platform::CapabilityDropUnavailable()) GTEST_SKIP() << *why;
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["a", "snoop"]
+[component.a]
+exec = ["{peer}", "count", "--out", "out/a.out", "--pace-us", "20000"]
+ready = "notify"
+state = { size = "16MiB" }
+user = "60001"
+group = "60001"
+[component.snoop]
+exec = ["{peer}", "reach", "r:state/snoop", "w:state/snoop", "x:state/a/data.mdb", "x:state/a",
+        "u:"]
+ready = "notify"
+state = { size = "16MiB" }
+user = "60002"
+group = "60002"
+)");
+  // Where the counter, running as 60001, writes what it counted.
+  fs::create_directories(fs::path(sut.dir()) / "out");
+  fs::permissions(fs::path(sut.dir()) / "out", fs::perms::all);
+  sut.StartReady();
+  std::string log;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        log = sut.ComponentLog("snoop");
+        return log.find("reach done") != std::string::npos;
+      },
+      milliseconds(5000)))
+      << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("reach as uid 60002 gid 60002"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach r:state/snoop: ok"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach w:state/snoop: ok"));
+  // Through the other component's own view (/proc/PID/root), where its
+  // store is: another user may not look there.
+  EXPECT_THAT(log, ::testing::HasSubstr("reach x:state/a/data.mdb: Permission denied"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach x:state/a: Permission denied"));
+  EXPECT_THAT(log, ::testing::HasSubstr("reach u:: Operation not permitted"));
+  // The counter commits to its store as its own user.
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(fs::path(sut.dir()) / "out" / "a.out", ec) >= 2 * 8;
+      },
+      milliseconds(5000)));
+  struct stat st {};
+  ASSERT_EQ(::stat((fs::path(sut.state_dir()) / "state" / "a" / "data.mdb").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 60001u);
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }

@@ -1,0 +1,155 @@
+// Who each component runs as (`user`, `group`) and what it may keep
+// (`capabilities`, `no_new_privs`): names resolved on this host once at
+// start, applied by Spawn in the child before execve.
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "runtime/daemon.h"
+#include "runtime/say.h"
+
+namespace slate::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<std::uint32_t> Number(const std::string& s) {
+  std::uint32_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// getpwnam_r / getpwuid_r; nullopt when there is no such user.
+struct User {
+  std::string name;
+  uid_t uid;
+  gid_t gid;
+};
+Result<std::optional<User>> LookUpUser(const std::string& spec) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  const std::optional<std::uint32_t> number = Number(spec);
+  const int rc = number ? ::getpwuid_r(*number, &pw, buf.data(), buf.size(), &found)
+                        : ::getpwnam_r(spec.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0 && rc != ENOENT && rc != ESRCH) {
+    return MakeError(fmt::format("look up user '{}': {}", spec, std::strerror(rc)));
+  }
+  if (found == nullptr) {
+    if (number) return std::optional<User>(User{"", *number, static_cast<gid_t>(-1)});
+    return std::optional<User>();
+  }
+  return std::optional<User>(User{pw.pw_name, pw.pw_uid, pw.pw_gid});
+}
+
+Result<std::optional<gid_t>> LookUpGroup(const std::string& spec) {
+  if (auto number = Number(spec)) return std::optional<gid_t>(*number);
+  group gr{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  const int rc = ::getgrnam_r(spec.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (rc != 0 && rc != ENOENT && rc != ESRCH) {
+    return MakeError(fmt::format("look up group '{}': {}", spec, std::strerror(rc)));
+  }
+  if (found == nullptr) return std::optional<gid_t>();
+  return std::optional<gid_t>(gr.gr_gid);
+}
+
+}  // namespace
+
+Result<std::monostate> Daemon::SetUpIdentities() {
+  if (auto why = platform::CapabilityDropUnavailable()) {
+    Say("{}: components keep whatever capabilities execve gives them", *why);
+  } else {
+    drop_capabilities_ = true;
+  }
+  for (const spec::Component& c : system_->components) {
+    if (!c.user) continue;
+    auto user = LookUpUser(*c.user);
+    if (!user) return user.error();
+    if (!*user) {
+      return MakeError(
+          fmt::format("component {}: there is no user '{}' on this host", c.name, *c.user));
+    }
+    platform::Identity id;
+    id.uid = (*user)->uid;
+    id.gid = (*user)->gid;
+    if (c.group) {
+      auto gid = LookUpGroup(*c.group);
+      if (!gid) return gid.error();
+      if (!*gid) {
+        return MakeError(
+            fmt::format("component {}: there is no group '{}' on this host", c.name, *c.group));
+      }
+      id.gid = **gid;
+    } else if (id.gid == static_cast<gid_t>(-1)) {
+      return MakeError(fmt::format(
+          "component {}: user {} has no entry in the user database, so it has no primary "
+          "group: set 'group' too",
+          c.name, *c.user));
+    }
+    // The user's supplementary groups, as login would give them.
+    if (!(*user)->name.empty()) {
+      int n = 32;
+      std::vector<gid_t> groups(static_cast<std::size_t>(n));
+      if (::getgrouplist((*user)->name.c_str(), id.gid, groups.data(), &n) < 0) {
+        groups.resize(static_cast<std::size_t>(n));
+        (void)::getgrouplist((*user)->name.c_str(), id.gid, groups.data(), &n);
+      }
+      groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+      std::erase(groups, id.gid);
+      id.groups = std::move(groups);
+    }
+    if (id.uid != ::geteuid() && ::geteuid() != 0) {
+      return MakeError(fmt::format(
+          "component {}: to run it as user '{}' the runtime must run as root", c.name, *c.user));
+    }
+    identities_.emplace(c.name, std::move(id));
+  }
+  return std::monostate{};
+}
+
+Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::Component& c,
+                                          platform::SpawnRequest* req) {
+  if (drop_capabilities_) req->capabilities = c.capabilities;
+  req->no_new_privs = c.no_new_privs;
+  auto it = identities_.find(c.name);
+  if (it == identities_.end()) return std::monostate{};
+  req->identity = it->second;
+  // What it must be able to write, handed over before every start (the
+  // runtime itself may have made or replaced files since: a rollback, a
+  // reset, LMDB's lock file). Its checkpoints stay the runtime's.
+  auto give = [&](const std::string& path) -> Result<std::monostate> {
+    if (::lchown(path.c_str(), it->second.uid, it->second.gid) != 0 && errno != ENOENT) {
+      return MakeError(fmt::format("give {} to user {}: {}", path, *c.user, std::strerror(errno)));
+    }
+    return std::monostate{};
+  };
+  if (c.state) {
+    const std::string dir = StoreDir(c.name);
+    if (auto r = give(dir); !r) return r;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (e.is_regular_file(ec)) {
+        if (auto r = give(e.path().string()); !r) return r;
+      }
+    }
+  }
+  if (platform::NotifySocket* n = NotifyFor(name)) {
+    if (auto r = give(n->path()); !r) return r;
+  }
+  return std::monostate{};
+}
+
+}  // namespace slate::runtime
