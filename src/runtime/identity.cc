@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include <grp.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "runtime/daemon.h"
 #include "runtime/say.h"
@@ -116,6 +118,20 @@ Result<std::monostate> Daemon::SetUpIdentities() {
           "component {}: to run it as user '{}' the runtime must run as root", c.name, *c.user));
     }
     identities_.emplace(c.name, std::move(id));
+  }
+  // Processes of one user with the same capabilities may open each other's
+  // mount views through /proc/PID/root: stores are apart only between users.
+  std::map<uid_t, std::vector<std::string>> stores_by_user;
+  for (const spec::Component& c : system_->components) {
+    if (!c.state) continue;
+    auto it = identities_.find(c.name);
+    stores_by_user[it == identities_.end() ? ::geteuid() : it->second.uid].push_back(c.name);
+  }
+  for (const auto& [uid, names] : stores_by_user) {
+    if (names.size() < 2) continue;
+    Say("components {} have stores and run as the same user ({}): each could open the others' "
+        "through /proc/PID/root; give each its own 'user' to keep them apart",
+        fmt::join(names, ", "), uid);
   }
   return std::monostate{};
 }
