@@ -35,10 +35,17 @@ struct Process {
   std::string store_dir;
   std::uint64_t store_size = 0;
   bool store_power = false;
+  // A standby spare: its end of the activation socket (SLATE_STANDBY) until
+  // slate_await_activation has been promoted through it; -1 otherwise.
+  int activation_fd = -1;
 };
 
 // nullptr until slate_init succeeded.
 Process* Attached();
+
+// A spare's side of promotion: tells the runtime it is parked, then blocks
+// until the runtime hands it its channels and store (slate_await_activation).
+int AwaitActivation(Process* p);
 
 // Records the failure for slate_last_error and returns `code`.
 int Fail(int code, std::string message);

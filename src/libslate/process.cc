@@ -43,7 +43,9 @@ bool ParseInt(std::string_view s, int* out) {
 }
 
 // SLATE_CHANNELS="NAME:tx:OWN:PEER:RUNTIME,NAME:rx:OWN:PEER:RUNTIME"
-int ParseChannels(std::string_view text, std::vector<GrantedEnd>* out) {
+// `indices`: the numbers are indices into descriptors received with the
+// text (promotion), not open descriptors.
+int ParseChannels(std::string_view text, std::vector<GrantedEnd>* out, bool indices = false) {
   while (!text.empty()) {
     std::size_t comma = text.find(',');
     std::string_view item = text.substr(0, comma);
@@ -66,7 +68,7 @@ int ParseChannels(std::string_view text, std::vector<GrantedEnd>* out) {
                   fmt::format("slate_init: SLATE_CHANNELS entry '{}' is malformed", item));
     }
     for (int fd : {end.own, end.peer, end.runtime}) {
-      if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
+      if (!indices && (fd < 0 || ::fcntl(fd, F_GETFD) < 0)) {
         return Fail(SLATE_ENOTRUNTIME,
                     fmt::format("slate_init: descriptor {} of channel {} is not open (was this "
                                 "process started by `slate run`?)",
@@ -75,6 +77,28 @@ int ParseChannels(std::string_view text, std::vector<GrantedEnd>* out) {
     }
     out->push_back(std::move(end));
   }
+  return SLATE_OK;
+}
+
+// SLATE_STORE="DIR:SIZE:process|power"
+int ParseStore(std::string_view text, Process* p) {
+  // DIR:SIZE:DURABILITY, split from the right (DIR may hold ':').
+  std::string_view v = text;
+  std::size_t c2 = v.rfind(':');
+  std::size_t c1 =
+      c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : v.rfind(':', c2 - 1);
+  std::uint64_t size = 0;
+  std::string_view size_text =
+      c1 == std::string_view::npos ? std::string_view{} : v.substr(c1 + 1, c2 - c1 - 1);
+  auto [ptr, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+  std::string_view durability = c2 == std::string_view::npos ? "" : v.substr(c2 + 1);
+  if (c1 == std::string_view::npos || ec != std::errc() || size == 0 ||
+      (durability != "process" && durability != "power")) {
+    return Fail(SLATE_ENOTRUNTIME, fmt::format("slate_init: SLATE_STORE '{}' is malformed", v));
+  }
+  p->store_dir = std::string(v.substr(0, c1));
+  p->store_size = size;
+  p->store_power = durability == "power";
   return SLATE_OK;
 }
 
@@ -96,23 +120,14 @@ int DoInit() {
     if (ec == std::errc() && ptr == s.data() + s.size() && us > 0) p->watchdog_ns = us * 1000;
   }
   if (const char* st = std::getenv("SLATE_STORE")) {
-    // DIR:SIZE:DURABILITY, split from the right (DIR may hold ':').
-    std::string_view v = st;
-    std::size_t c2 = v.rfind(':');
-    std::size_t c1 =
-        c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : v.rfind(':', c2 - 1);
-    std::uint64_t size = 0;
-    std::string_view size_text =
-        c1 == std::string_view::npos ? std::string_view{} : v.substr(c1 + 1, c2 - c1 - 1);
-    auto [ptr, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
-    std::string_view durability = c2 == std::string_view::npos ? "" : v.substr(c2 + 1);
-    if (c1 == std::string_view::npos || ec != std::errc() || size == 0 ||
-        (durability != "process" && durability != "power")) {
-      return Fail(SLATE_ENOTRUNTIME, fmt::format("slate_init: SLATE_STORE '{}' is malformed", v));
+    if (int rc = ParseStore(st, p.get()); rc != SLATE_OK) return rc;
+  }
+  if (const char* sb = std::getenv("SLATE_STANDBY")) {
+    if (!ParseInt(sb, &p->activation_fd) || p->activation_fd < 3 ||
+        ::fcntl(p->activation_fd, F_GETFD) < 0) {
+      return Fail(SLATE_ENOTRUNTIME,
+                  fmt::format("slate_init: SLATE_STANDBY '{}' is not an open descriptor", sb));
     }
-    p->store_dir = std::string(v.substr(0, c1));
-    p->store_size = size;
-    p->store_power = durability == "power";
   }
   if (const char* ch = std::getenv("SLATE_CHANNELS")) {
     if (int rc = ParseChannels(ch, &p->ends); rc != SLATE_OK) return rc;
@@ -128,6 +143,75 @@ int DoInit() {
 }
 
 }  // namespace
+
+// The promotion message (runtime/standby.cc): text lines "CHANNELS=..." (as
+// SLATE_CHANNELS, with indices into the descriptors that come with it in
+// place of descriptor numbers) and "STORE=..." (as SLATE_STORE).
+int AwaitActivation(Process* p) {
+  // Parked: the runtime may promote us from now on.
+  const char parked = 'P';
+  while (::send(p->activation_fd, &parked, 1, MSG_NOSIGNAL) < 0) {
+    if (errno == EINTR) continue;
+    return Fail(SLATE_ESYSTEM,
+                fmt::format("slate_await_activation: tell the runtime: {}", std::strerror(errno)));
+  }
+  constexpr int kMaxFds = 253;  // SCM_MAX_FD
+  std::string text(64 * 1024, '\0');
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  iovec iov{text.data(), text.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = ::recvmsg(p->activation_fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n < 0) {
+    return Fail(SLATE_ESYSTEM,
+                fmt::format("slate_await_activation: recvmsg: {}", std::strerror(errno)));
+  }
+  if (n == 0) {
+    return Fail(SLATE_EPEERDOWN, "slate_await_activation: the runtime retired this spare; exit");
+  }
+  text.resize(static_cast<std::size_t>(n));
+  std::vector<int> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.push_back(fd);
+    }
+  }
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const std::size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view{} : rest.substr(eol + 1);
+    if (line.starts_with("STORE=")) {
+      if (int rc = ParseStore(line.substr(6), p); rc != SLATE_OK) return rc;
+    } else if (line.starts_with("CHANNELS=")) {
+      std::vector<GrantedEnd> ends;
+      if (int rc = ParseChannels(line.substr(9), &ends, true); rc != SLATE_OK) return rc;
+      for (GrantedEnd& end : ends) {
+        for (int* fd : {&end.own, &end.peer, &end.runtime}) {
+          if (*fd < 0 || static_cast<std::size_t>(*fd) >= fds.size()) {
+            return Fail(SLATE_ENOTRUNTIME,
+                        fmt::format("slate_await_activation: channel {} names descriptor {} of {}",
+                                    end.channel, *fd, fds.size()));
+          }
+          *fd = fds[static_cast<std::size_t>(*fd)];
+        }
+      }
+      p->ends = std::move(ends);
+    }
+  }
+  ::close(p->activation_fd);
+  p->activation_fd = -1;
+  return SLATE_OK;
+}
 
 Process* Attached() {
   return attached;
@@ -240,9 +324,12 @@ void slate_heartbeat(void) {
 }
 
 int slate_await_activation(void) {
-  if (Attached() == nullptr)
+  slate::lib::Process* p = Attached();
+  if (p == nullptr) {
     return slate::lib::Fail(SLATE_ENOTINIT, "slate_await_activation: call slate_init first");
-  return SLATE_OK;
+  }
+  if (p->activation_fd < 0) return SLATE_OK;  // not a spare, or promoted already
+  return slate::lib::AwaitActivation(p);
 }
 
 }  // extern "C"

@@ -66,6 +66,10 @@ void Daemon::DoSpawn(const core::Spawn& s) {
 void Daemon::SpawnNow(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto fail = [&](const std::string& why) { Feed(sup_.SpawnFailed(s.incarnation, why, Now())); };
+  if (c.standby > 0 && Promote(s)) {
+    FillSpares(s.name, c);  // after the promotion: off its path
+    return;
+  }
 
   auto out = platform::MakeOutputPipe();
   if (!out) return fail(out.error().message);
@@ -126,6 +130,7 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   children_.emplace(
       inc, Child{inc, name, std::move(process).value(), std::move(readiness), std::move(cgroup)});
   Feed(sup_.Spawned(inc, pid, Now()));
+  if (c.standby > 0) FillSpares(name, c);
 }
 
 void Daemon::DoKill(const core::Kill& k) {

@@ -49,6 +49,16 @@ class Daemon {
     std::optional<platform::Cgroup> cgroup;
   };
 
+  // A standby spare (standby.cc): started, not yet promoted.
+  struct Spare {
+    std::string name;                            // the instance it stands by for
+    const spec::Component* component = nullptr;  // its spec
+    std::optional<platform::Process> process;
+    platform::UniqueFd activation;  // our end of its activation socket
+    std::optional<platform::Cgroup> cgroup;
+    bool parked = false;  // it said it waits in slate_await_activation
+  };
+
   // A channel as the runtime keeps it.
   struct ChannelState {
     const spec::Channel* spec = nullptr;
@@ -96,6 +106,17 @@ class Daemon {
   Result<const platform::MountNamespace*> MountsFor(const std::string& name,
                                                     const spec::Component& c);
   void SetUpViews();
+  // Standby spares (standby.cc). FillSpares starts spares until the pool of
+  // `name` holds c.standby; Promote hands a parked one the start `s` (false:
+  // none could be promoted, start a new process).
+  void FillSpares(const std::string& name, const spec::Component& c);
+  Result<std::unique_ptr<Spare>> SpawnSpare(const std::string& name, const spec::Component& c);
+  Spare* FindSpare(int pidfd, std::string* name);
+  void OnSpareMessage(int pidfd);
+  void OnSpareExit(int pidfd);
+  void DropSpare(int pidfd);
+  bool Promote(const core::Spawn& s);
+  void StopSpares();
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();
   // Sets the request's identity, capabilities and no_new_privs for a process
@@ -199,6 +220,9 @@ class Daemon {
   bool views_ = false;  // components get a MountView of state_dir
   bool drop_capabilities_ = false;  // we can drop the bounding set (CAP_SETPCAP)
   std::map<std::string, platform::Identity> identities_;  // by component (spec) name
+  std::map<std::string, std::vector<std::unique_ptr<Spare>>> spares_;  // by instance name
+  std::uint64_t spare_serial_ = 0;
+  bool stopping_spares_ = false;
   std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into

@@ -278,6 +278,7 @@ void Daemon::NotifyParent(std::string_view message) {
 }
 
 void Daemon::Teardown() {
+  StopSpares();
   // Normally every child is gone by now; after a runtime error, none may
   // outlive us.
   for (auto& [inc, child] : children_) {

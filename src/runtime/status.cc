@@ -64,6 +64,13 @@ nlohmann::json Daemon::StatusJson() {
     }
     if (!n.is_supervisor) {
       if (nlohmann::json st = StateJson(n.name); !st.is_null()) j["state_store"] = std::move(st);
+      if (auto sp = spares_.find(n.name); sp != spares_.end() && !sp->second.empty()) {
+        nlohmann::json spares = nlohmann::json::array();
+        for (const auto& spare : sp->second) {
+          spares.push_back({{"pid", spare->process->pid()}, {"parked", spare->parked}});
+        }
+        j["standby"] = std::move(spares);
+      }
     }
     j["children"] = n.children;
     if (auto it = status_text_.find(n.name); it != status_text_.end()) j["status"] = it->second;

@@ -83,6 +83,8 @@ long long Num(int argc, char** argv, std::string_view name, long long fallback) 
 
 void Init() {
   if (auto st = slate::Init(); !st) Die(st.error().text);
+  // A standby spare waits here for its promotion; any other process goes on.
+  if (auto st = slate::AwaitActivation(); !st) Die(st.error().text);
 }
 
 [[noreturn]] void Idle() {

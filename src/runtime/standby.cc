@@ -1,0 +1,286 @@
+// Warm standby (`standby = N`, SPEC sections 2 and 5): N spare processes per
+// component, started like the component (same image, view, user) but with
+// neither its channels nor its store, parked in slate_await_activation().
+// A restart promotes a parked spare instead of exec'ing a new process: the
+// runtime sends it its channel ends (SCM_RIGHTS) and its store over the
+// activation socket, and marks it started and ready. The pool is refilled
+// after the promotion.
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include "platform/signal_process.h"
+#include "platform/spawn.h"
+#include "runtime/daemon.h"
+#include "runtime/say.h"
+
+namespace slate::runtime {
+
+namespace {
+
+// GrantChannels' "NAME:tx:OWN:PEER:RT,..." with each descriptor number
+// replaced by its index among `fds` (the targets, in the order sent).
+std::string WithIndices(const std::string& channels, const std::vector<platform::FdGrant>& fds) {
+  std::map<int, std::size_t> index;
+  for (std::size_t i = 0; i < fds.size(); ++i) index[fds[i].target] = i;
+  std::string out;
+  std::size_t start = 0;
+  while (start <= channels.size() && !channels.empty()) {
+    std::size_t end = channels.find(',', start);
+    if (end == std::string::npos) end = channels.size();
+    std::string entry = channels.substr(start, end - start);
+    // The last three fields are descriptors.
+    std::vector<std::string> field;
+    std::size_t from = 0;
+    for (std::size_t colon; (colon = entry.find(':', from)) != std::string::npos;
+         from = colon + 1) {
+      field.push_back(entry.substr(from, colon - from));
+    }
+    field.push_back(entry.substr(from));
+    for (std::size_t k = field.size() >= 3 ? field.size() - 3 : field.size(); k < field.size();
+         ++k) {
+      field[k] = std::to_string(index[std::stoi(field[k])]);
+    }
+    if (!out.empty()) out += ',';
+    for (std::size_t k = 0; k < field.size(); ++k) out += (k == 0 ? "" : ":") + field[k];
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void Daemon::FillSpares(const std::string& name, const spec::Component& c) {
+  if (c.standby <= 0 || exit_code_ || stopping_spares_) return;
+  auto& pool = spares_[name];
+  while (pool.size() < static_cast<std::size_t>(c.standby)) {
+    auto spare = SpawnSpare(name, c);
+    if (!spare) {
+      Say("{}: standby spare: {}", name, spare.error().message);
+      return;
+    }
+    pool.push_back(std::move(spare).value());
+  }
+}
+
+Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& name,
+                                                          const spec::Component& c) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return MakeError(fmt::format("socketpair: {}", std::strerror(errno)));
+  }
+  platform::UniqueFd ours(pair[0]);
+  platform::UniqueFd theirs(pair[1]);
+  auto out = platform::MakeOutputPipe();
+  if (!out) return out.error();
+  platform::SpawnRequest req;
+  req.argv = c.exec;
+  req.argv[0] = ImagePath(c);
+  // Its environment, less its store: a spare touches neither state nor
+  // channels before it is promoted.
+  for (std::string& kv : ComponentEnv(name, c)) {
+    if (!kv.starts_with("SLATE_STORE=")) req.env.push_back(std::move(kv));
+  }
+  const int target = c.ready.kind == spec::Readiness::Kind::kFd && c.ready.fd == 3 ? 4 : 3;
+  req.env.push_back(fmt::format("SLATE_STANDBY={}", target));
+  req.cwd = system_->base_dir;
+  auto mounts = MountsFor(name, c);
+  if (!mounts) return mounts.error();
+  req.mounts = *mounts;
+  req.fds = {{out->write.get(), 1}, {out->write.get(), 2}, {theirs.get(), target}};
+  if (auto r = Privileges(name, c, &req); !r) return r.error();
+  auto spare = std::make_unique<Spare>();
+  spare->name = name;
+  spare->component = &c;
+  if (cgroups_) {
+    auto cg = cgroups_->CreateChild(fmt::format("{}.spare-{}", name, ++spare_serial_));
+    if (cg) {
+      spare->cgroup.emplace(std::move(cg).value());
+      req.cgroup = &spare->cgroup->handle();
+    }
+  }
+  auto process = platform::Spawn(req);
+  out->write.Reset();
+  theirs.Reset();
+  if (!process) {
+    if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
+    return process.error();
+  }
+  spare->process.emplace(std::move(process).value());
+  spare->activation = std::move(ours);
+  const int pidfd = spare->process->pidfd();
+  const int act = spare->activation.get();
+  (void)loop_->Add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { OnSpareExit(pidfd); });
+  (void)loop_->Add(act, EPOLLIN, [this, pidfd](std::uint32_t) { OnSpareMessage(pidfd); });
+  const int out_fd = out->read.get();
+  LogFor(name);
+  outputs_.emplace(out_fd, std::move(out->read));
+  (void)loop_->Add(out_fd, EPOLLIN,
+                   [this, out_fd, name](std::uint32_t) { OnOutput(out_fd, name); });
+  return spare;
+}
+
+Daemon::Spare* Daemon::FindSpare(int pidfd, std::string* name) {
+  for (auto& [n, pool] : spares_) {
+    for (auto& s : pool) {
+      if (s->process && s->process->pidfd() == pidfd) {
+        if (name != nullptr) *name = n;
+        return s.get();
+      }
+    }
+  }
+  return nullptr;
+}
+
+void Daemon::OnSpareMessage(int pidfd) {
+  Spare* spare = FindSpare(pidfd, nullptr);
+  if (spare == nullptr) return;
+  char buf[16];
+  const ssize_t n = ::recv(spare->activation.get(), buf, sizeof buf, MSG_DONTWAIT);
+  if (n > 0) {
+    spare->parked = true;  // it reached slate_await_activation
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    (void)loop_->Remove(spare->activation.get());  // its exit says the rest
+  }
+}
+
+void Daemon::DropSpare(int pidfd) {
+  std::string name;
+  Spare* spare = FindSpare(pidfd, &name);
+  if (spare == nullptr) return;
+  (void)loop_->Remove(pidfd);
+  (void)loop_->Remove(spare->activation.get());
+  (void)platform::KillTree(*spare->process, SIGKILL);
+  for (int i = 0; i < 1000 && !spare->process->reaped(); ++i) {
+    auto r = platform::TryReap(*spare->process);
+    if (!r || r->has_value()) break;
+    ::usleep(1000);
+  }
+  if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
+  auto& pool = spares_[name];
+  std::erase_if(pool, [spare](const std::unique_ptr<Spare>& s) { return s.get() == spare; });
+}
+
+void Daemon::OnSpareExit(int pidfd) {
+  std::string name;
+  Spare* spare = FindSpare(pidfd, &name);
+  if (spare == nullptr) return;
+  auto status = platform::TryReap(*spare->process);
+  if (status && !status->has_value()) return;  // not yet
+  const bool was_parked = spare->parked;
+  const pid_t pid = spare->process->pid();
+  const spec::Component* c = spare->component;
+  DropSpare(pidfd);
+  RemoveDeadCgroups();
+  std::string how = "ended";
+  if (status && status->has_value()) {
+    const platform::ExitStatus& st = **status;
+    how = st.killed() ? fmt::format("was killed by signal {}", st.code)
+                      : fmt::format("exited with code {}", st.code);
+  }
+  // One that dies before it is parked would die again at once: it is
+  // replaced at the component's next start, not in a loop here.
+  if (c != nullptr && was_parked) {
+    Say("{}: standby spare (pid {}) {}; starting another", name, pid, how);
+    FillSpares(name, *c);
+  } else {
+    Say("{}: standby spare (pid {}) {} before it was ready; replaced at the next start", name, pid,
+        how);
+  }
+}
+
+bool Daemon::Promote(const core::Spawn& s) {
+  const spec::Component& c = *s.component;
+  auto it = spares_.find(s.name);
+  if (it == spares_.end()) return false;
+  auto pick = std::find_if(it->second.begin(), it->second.end(),
+                           [](const std::unique_ptr<Spare>& sp) { return sp->parked; });
+  if (pick == it->second.end()) return false;
+  Spare& spare = **pick;
+
+  // What a start would have given it, now: the channel ends (repaired if
+  // need be, marked up) and the store, handed over to its user.
+  platform::SpawnRequest grant;
+  std::vector<platform::UniqueFd> channel_fds;
+  auto channels = GrantChannels(s.name, -1, &grant, &channel_fds);
+  if (!channels) {
+    Say("{}: promote standby: {}; starting a new process", s.name, channels.error().message);
+    return false;
+  }
+  if (auto r = Privileges(s.name, c, &grant); !r) {
+    Say("{}: promote standby: {}; starting a new process", s.name, r.error().message);
+    return false;
+  }
+  std::string text;
+  if (!channels->empty()) text += "CHANNELS=" + WithIndices(*channels, grant.fds) + "\n";
+  if (c.state) {
+    text += fmt::format("STORE={}:{}:{}\n", StoreDir(c.name), c.state->size,
+                        spec::ToString(c.state->durability));
+  }
+  if (text.empty()) text = "\n";  // a message, even with nothing in it
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<std::size_t>(grant.fds.size(), 1)));
+  iovec iov{text.data(), text.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!grant.fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * grant.fds.size());
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * grant.fds.size());
+    for (std::size_t i = 0; i < grant.fds.size(); ++i) {
+      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &grant.fds[i].source, sizeof(int));
+    }
+  }
+  if (::sendmsg(spare.activation.get(), &msg, MSG_NOSIGNAL) < 0) {
+    // It died meanwhile: its exit is on its way; start a new process.
+    Say("{}: promote standby (pid {}): {}; starting a new process", s.name, spare.process->pid(),
+        std::strerror(errno));
+    return false;
+  }
+  channel_fds.clear();
+
+  // From here it is the component's process like any other.
+  const int pidfd = spare.process->pidfd();
+  (void)loop_->Remove(pidfd);
+  (void)loop_->Remove(spare.activation.get());
+  const pid_t pid = spare.process->pid();
+  const core::Incarnation inc = s.incarnation;
+  (void)loop_->Add(pidfd, EPOLLIN, [this, inc](std::uint32_t) { OnExit(inc); });
+  by_pid_[pid] = inc;
+  children_.emplace(
+      inc, Child{inc, s.name, std::move(*spare.process), std::nullopt, std::move(spare.cgroup)});
+  it->second.erase(pick);
+
+  core::Event e;
+  e.event = "standby_promoted";
+  e.node = s.name;
+  e.pid = pid;
+  DoEmit(e);
+  Feed(sup_.Spawned(inc, pid, Now()));
+  // It was parked: initialised, as far as it goes before activation.
+  if (c.ready.kind != spec::Readiness::Kind::kSpawn) Feed(sup_.Ready(inc, Now()));
+  return true;
+}
+
+void Daemon::StopSpares() {
+  stopping_spares_ = true;
+  std::vector<int> pidfds;
+  for (auto& [name, pool] : spares_) {
+    for (auto& s : pool) pidfds.push_back(s->process->pidfd());
+  }
+  for (int fd : pidfds) DropSpare(fd);
+  spares_.clear();
+}
+
+}  // namespace slate::runtime

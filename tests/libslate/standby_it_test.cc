@@ -1,0 +1,170 @@
+// Warm standby (`standby = N`) through the real runtime: spares of a
+// libslate component park in slate_await_activation, and a failure promotes
+// one instead of starting a new process.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+
+#include "../runtime/system_under_test.h"
+
+namespace slate::testing {
+namespace {
+
+std::vector<std::uint64_t> Recorded(const std::string& path) {
+  std::vector<std::uint64_t> ids;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ids;
+  std::uint64_t id = 0;
+  while (::read(fd, &id, 8) == 8) ids.push_back(id);
+  ::close(fd);
+  return ids;
+}
+
+// The parked spares of `name` in `slate status --json`.
+std::vector<int> ParkedSpares(const SystemUnderTest& sut, const std::string& name) {
+  std::vector<int> pids;
+  Json node = sut.Node(name);
+  if (!node.contains("standby")) return pids;
+  for (const Json& s : node["standby"]) {
+    if (s["parked"] == true) pids.push_back(s["pid"].get<int>());
+  }
+  return pids;
+}
+
+TEST(Standby, AFailedConsumerIsReplacedByItsParkedSpareAndLosesNothing) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["p", "b"]
+intensity = 10
+[component.p]
+exec = ["{peer}", "produce", "--count", "400", "--pace-us", "2000"]
+ready = "notify"
+[component.b]
+exec = ["{peer}", "consume", "--out", "b.out"]
+ready = "notify"
+standby = 1
+state = { size = "16MiB" }
+[channel.stream]
+from = "p"
+to = "b"
+)");
+  sut.StartReady();
+  std::vector<int> spares;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        spares = ParkedSpares(sut, "b");
+        return spares.size() == 1;
+      },
+      milliseconds(5000)))
+      << sut.Status().dump();
+  const int spare = spares[0];
+  const int first = sut.Node("b")["pid"].get<int>();
+  ASSERT_NE(spare, first);
+
+  // A failure: the spare takes over, no new process is started for it.
+  ASSERT_EQ(sut.Cli({"kill", "b"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("standby_promoted", "b"));
+  auto promoted = sut.Events("standby_promoted", "b");
+  EXPECT_EQ(promoted[0]["pid"].get<int>(), spare);
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        Json b = sut.Node("b");
+        return b["state"] == "running" && b["pid"] == spare;
+      },
+      milliseconds(5000)))
+      << sut.Node("b").dump();
+  // ... and the pool is full again, with another process.
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        spares = ParkedSpares(sut, "b");
+        return spares.size() == 1 && spares[0] != spare;
+      },
+      milliseconds(5000)))
+      << sut.Status().dump();
+
+  // The promoted spare got the channel: every message arrives, in order.
+  const std::string out = (fs::path(sut.dir()) / "b.out").string();
+  EXPECT_TRUE(
+      SystemUnderTest::WaitUntil([&] { return Recorded(out).size() >= 400; }, milliseconds(10000)));
+  std::vector<std::uint64_t> ids = Recorded(out);
+  ASSERT_EQ(ids.size(), 400u);
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
+
+  // A spare that dies is replaced.
+  const int second_spare = spares[0];
+  ASSERT_EQ(::kill(second_spare, SIGKILL), 0);
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        spares = ParkedSpares(sut, "b");
+        return spares.size() == 1 && spares[0] != second_spare;
+      },
+      milliseconds(5000)))
+      << sut.Status().dump();
+  EXPECT_EQ(sut.Node("b")["pid"], spare);  // the component itself untouched
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+  // No spare outlives the runtime.
+  for (int pid : {spare, spares.empty() ? 0 : spares[0]}) {
+    if (pid > 0) {
+      EXPECT_NE(::kill(pid, 0), 0) << pid;
+    }
+  }
+}
+
+TEST(Standby, AGroupRestartPromotesASpareForEachMemberThatHasOne) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+strategy = "one_for_all"
+intensity = 10
+children = ["x", "y", "z"]
+[component.x]
+exec = ["{peer}", "count", "--out", "x.out", "--pace-us", "20000"]
+ready = "notify"
+standby = 1
+state = { size = "16MiB" }
+[component.y]
+exec = ["{peer}", "count", "--out", "y.out", "--pace-us", "20000"]
+ready = "notify"
+standby = 2
+state = { size = "16MiB" }
+[component.z]
+exec = ["{peer}", "count", "--out", "z.out", "--pace-us", "20000"]
+ready = "notify"
+state = { size = "16MiB" }
+)");
+  sut.StartReady();
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return ParkedSpares(sut, "x").size() == 1 && ParkedSpares(sut, "y").size() == 2; },
+      milliseconds(5000)))
+      << sut.Status().dump();
+  const std::vector<int> x_spares = ParkedSpares(sut, "x");
+  const std::vector<int> y_spares = ParkedSpares(sut, "y");
+  ASSERT_EQ(sut.Cli({"kill", "z"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("standby_promoted", "x"));
+  ASSERT_TRUE(sut.WaitEvent("standby_promoted", "y"));
+  EXPECT_TRUE(sut.Events("standby_promoted", "z").empty());
+  EXPECT_EQ(sut.Events("standby_promoted", "x")[0]["pid"], x_spares[0]);
+  EXPECT_THAT(y_spares,
+              ::testing::Contains(sut.Events("standby_promoted", "y")[0]["pid"].get<int>()));
+  // The promoted counters go on counting from their stores.
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        for (const char* n : {"x", "y", "z"}) {
+          if (sut.Node(n)["state"] != "running") return false;
+        }
+        return true;
+      },
+      milliseconds(5000)));
+  const std::size_t before = Recorded((fs::path(sut.dir()) / "x.out").string()).size();
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return Recorded((fs::path(sut.dir()) / "x.out").string()).size() >= before + 3; },
+      milliseconds(5000)));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+}  // namespace
+}  // namespace slate::testing
