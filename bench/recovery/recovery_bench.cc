@@ -203,12 +203,16 @@ Contender RunFloor(const Options& o, const std::string& dir) {
 // (b) Clean Slate, cold: a fresh `slate run` of one component; with
 // `siblings` > 0, the probe is the last of that many more (idle probes that
 // do not timestamp), to show what the size of the system costs a restart.
-Contender RunSlate(const Options& o, const std::string& dir, int siblings) {
+// `standby`: the probe is the libslate one, with one warm spare; it stamps
+// when promoted. Kills are spaced so that the spare started after each
+// promotion is parked before the next kill.
+Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false) {
   Contender c;
-  c.name =
-      siblings == 0 ? "Clean Slate: slate run" : fmt::format("Clean Slate, {} siblings", siblings);
+  c.name = standby         ? "Clean Slate: standby = 1"
+           : siblings == 0 ? "Clean Slate: slate run"
+                           : fmt::format("Clean Slate, {} siblings", siblings);
   c.handled_what = "child_exited journaled";
-  std::string sub = fmt::format("{}/slate-{}", dir, siblings);
+  std::string sub = fmt::format("{}/slate-{}{}", dir, siblings, standby ? "-standby" : "");
   std::error_code ec;
   fs::create_directories(sub, ec);
   std::string stamps = sub + "/stamps";
@@ -227,15 +231,17 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings) {
       "[supervisor.main]\nstrategy = \"one_for_one\"\nintensity = 100000\nperiod = \"1s\"\n"
       "children = [{}\"probe\"]\n\n"
       "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
-      "env = {{ PROBE_FILE = \"{}\" }}\n\n{}",
-      children, SLATE_BENCH_PROBE, stamps, components);
+      "env = {{ PROBE_FILE = \"{}\" }}\n{}\n{}",
+      children, standby ? SLATE_BENCH_STANDBY_PROBE : SLATE_BENCH_PROBE, stamps,
+      standby ? "standby = 1\n" : "", components);
   ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
     c.status = "failed: cannot start slate run";
     return c;
   }
   pid_t last = -1;
-  Measure(c, stamps, slate.pid(), o.kills, o.settle_ms, &last, milliseconds(5000 + 20 * siblings));
+  Measure(c, stamps, slate.pid(), o.kills, standby ? std::max(o.settle_ms, 100) : o.settle_ms,
+          &last, milliseconds(5000 + 20 * siblings));
   if (c.status != "ok") {
     std::ifstream log(sub + "/run.log");
     std::string text((std::istreambuf_iterator<char>(log)), {});
@@ -422,6 +428,7 @@ int Main(int argc, char** argv) {
     std::vector<Contender> all;
     all.push_back(RunFloor(o, sub));
     all.push_back(RunSlate(o, sub, 0));
+    all.push_back(RunSlate(o, sub, 0, true));
     if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
       all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));

@@ -50,7 +50,10 @@ std::string WithIndices(const std::string& channels, const std::vector<platform:
       field[k] = std::to_string(index[std::stoi(field[k])]);
     }
     if (!out.empty()) out += ',';
-    for (std::size_t k = 0; k < field.size(); ++k) out += (k == 0 ? "" : ":") + field[k];
+    for (std::size_t k = 0; k < field.size(); ++k) {
+      if (k > 0) out += ':';
+      out += field[k];
+    }
     start = end + 1;
   }
   return out;
@@ -219,13 +222,12 @@ bool Daemon::Promote(const core::Spawn& s) {
     Say("{}: promote standby: {}; starting a new process", s.name, r.error().message);
     return false;
   }
-  std::string text;
-  if (!channels->empty()) text += "CHANNELS=" + WithIndices(*channels, grant.fds) + "\n";
-  if (c.state) {
-    text += fmt::format("STORE={}:{}:{}\n", StoreDir(c.name), c.state->size,
-                        spec::ToString(c.state->durability));
-  }
-  if (text.empty()) text = "\n";  // a message, even with nothing in it
+  // Never empty: a message even with nothing in it.
+  std::string text = fmt::format(
+      "{}{}\n", channels->empty() ? "" : "CHANNELS=" + WithIndices(*channels, grant.fds),
+      c.state ? fmt::format("\nSTORE={}:{}:{}", StoreDir(c.name), c.state->size,
+                            spec::ToString(c.state->durability))
+              : "");
   std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<std::size_t>(grant.fds.size(), 1)));
   iovec iov{text.data(), text.size()};
   msghdr msg{};
