@@ -4,10 +4,17 @@
 // $PROBE_FILE, in one write so a reader never sees half a line; then it
 // sleeps until killed. Without $PROBE_FILE it only sleeps (bench/scale).
 //
+// Started as a Clean Slate standby spare ($SLATE_STANDBY names its
+// activation socket), it first does what slate_await_activation() does:
+// says it is parked and blocks until the runtime promotes it; the stamp is
+// then the first thing it does as the component. Speaking the protocol
+// itself keeps it the same small program for every contender.
+//
 // It is linked statically where the toolchain can (no dynamic loader on the
 // path from execve to the timestamp) and uses libc only, no libslate.
 // It dies with its parent (PR_SET_PDEATHSIG), so a benchmark that is itself
 // killed leaves no probe behind.
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +22,7 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace {
@@ -30,7 +38,26 @@ char* Digits(std::uint64_t v, char* end) {
   return end;
 }
 
+// slate_await_activation, as libslate does it (src/libslate/process.cc):
+// one byte "parked", then one message (with descriptors, closed here).
+void AwaitActivation(int fd) {
+  const char parked = 'P';
+  if (::send(fd, &parked, 1, MSG_NOSIGNAL) != 1) return;
+  char text[4096];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
+  iovec iov{text, sizeof text};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  while (::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) < 0 && errno == EINTR) {
+  }
+  ::close(fd);
+}
+
 __attribute__((constructor(101))) void Stamp() {
+  if (const char* standby = std::getenv("SLATE_STANDBY")) AwaitActivation(std::atoi(standby));
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   g_parent = ::getppid();

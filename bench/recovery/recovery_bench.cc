@@ -203,8 +203,8 @@ Contender RunFloor(const Options& o, const std::string& dir) {
 // (b) Clean Slate, cold: a fresh `slate run` of one component; with
 // `siblings` > 0, the probe is the last of that many more (idle probes that
 // do not timestamp), to show what the size of the system costs a restart.
-// `standby`: the probe is the libslate one, with one warm spare; it stamps
-// when promoted. Kills are spaced so that the spare started after each
+// `standby`: with one warm spare (the probe parks as a spare, and stamps
+// when promoted). Kills are spaced so that the spare started after each
 // promotion is parked before the next kill.
 Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false) {
   Contender c;
@@ -232,8 +232,7 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
       "children = [{}\"probe\"]\n\n"
       "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
       "env = {{ PROBE_FILE = \"{}\" }}\n{}\n{}",
-      children, standby ? SLATE_BENCH_STANDBY_PROBE : SLATE_BENCH_PROBE, stamps,
-      standby ? "standby = 1\n" : "", components);
+      children, SLATE_BENCH_PROBE, stamps, standby ? "standby = 1\n" : "", components);
   ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
     c.status = "failed: cannot start slate run";

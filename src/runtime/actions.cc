@@ -67,7 +67,7 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto fail = [&](const std::string& why) { Feed(sup_.SpawnFailed(s.incarnation, why, Now())); };
   if (c.standby > 0 && Promote(s)) {
-    FillSpares(s.name, c);  // after the promotion: off its path
+    ScheduleRefill(s.name, c);  // off the promotion's path
     return;
   }
 

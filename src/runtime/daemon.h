@@ -116,6 +116,10 @@ class Daemon {
   void OnSpareExit(int pidfd);
   void DropSpare(int pidfd);
   bool Promote(const core::Spawn& s);
+  // Refills the pool of `name` a little later: on a busy or single CPU the
+  // promoted spare runs first.
+  void ScheduleRefill(const std::string& name, const spec::Component& c);
+  void OnRefillTimer();
   void StopSpares();
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();
@@ -222,6 +226,8 @@ class Daemon {
   std::map<std::string, platform::Identity> identities_;  // by component (spec) name
   std::map<std::string, std::vector<std::unique_ptr<Spare>>> spares_;  // by instance name
   std::uint64_t spare_serial_ = 0;
+  std::optional<platform::TimerFd> refill_timer_;
+  std::map<std::string, const spec::Component*> refill_pending_;
   bool stopping_spares_ = false;
   std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a

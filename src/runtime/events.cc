@@ -88,10 +88,10 @@ void Daemon::OnExit(core::Incarnation inc) {
   if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
   std::string name = child.name;
   children_.erase(it);
-  RemoveDeadCgroups();
   core::Actions actions = sup_.Exited(inc, ps, Now());
   ChargeConsumer(name, &actions);
   Feed(std::move(actions));
+  RemoveDeadCgroups();  // after the restart: an rmdir is not on its path
   for (auto& [channel_name, error] : std::exchange(blame_later_, {})) Blame(channel_name, error);
 }
 
