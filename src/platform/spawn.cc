@@ -433,6 +433,8 @@ Result<Process> Spawn(const SpawnRequest& request) {
     child.plan.group_count = request.identity->groups.size();
   }
   child.plan.no_new_privs = request.no_new_privs;
+  child.plan.die_with_parent = request.die_with_us;
+  child.plan.parent = ::getpid();
   if (request.mounts != nullptr) {
     child.plan.join_namespace = request.mounts->fd();
   } else if (request.view) {

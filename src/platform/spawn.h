@@ -101,6 +101,11 @@ struct SpawnRequest {
   // prctl(PR_SET_NO_NEW_PRIVS): no execve can grant privileges (set-user-ID
   // bits and file capabilities are ignored), in the child or its children.
   bool no_new_privs = false;
+  // SIGKILL the child when we die (PR_SET_PDEATHSIG, set last before
+  // execve, after the identity change that would clear it): a runtime killed
+  // with SIGKILL leaves no component running. Its own children are not
+  // covered; the next runtime kills what is left in its cgroups.
+  bool die_with_us = false;
 };
 
 // Starts request.argv[0] as a child and returns once it has executed the
@@ -112,7 +117,7 @@ struct SpawnRequest {
 // the granted descriptors open, plus /dev/null on those of 0, 1 and 2 not
 // granted (so its own open() never lands on its stdout); default dispositions
 // for every signal and an empty signal mask whatever ours are; exit signal
-// SIGCHLD; no parent-death signal (it survives us, for an orderly teardown).
+// SIGCHLD; a parent-death signal only if asked (die_with_us).
 //
 // Cost: one clone3(CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP) on x86-64,
 // glibc clone() with the same flags elsewhere or where clone3 is filtered

@@ -279,6 +279,13 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
     ChildFail(plan, ChildStep::kChdir, errno);
   }
   ChildDropPrivileges(plan);
+  if (plan->die_with_parent) {
+    if (syscall(SYS_prctl, PR_SET_PDEATHSIG, static_cast<unsigned long>(SIGKILL), 0UL, 0UL, 0UL) !=
+        0) {
+      ChildFail(plan, ChildStep::kParentDeath, errno);
+    }
+    if (syscall(SYS_getppid) != plan->parent) ChildFail(plan, ChildStep::kParentDeath, ESRCH);
+  }
   ChildResetSignals(plan);
   syscall(SYS_execve, plan->path, plan->argv, plan->envp);
   ChildFail(plan, ChildStep::kExec, errno);
@@ -342,6 +349,7 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kSetUid: return "setresuid";
     case ChildStep::kAmbient: return "raise ambient capabilities";
     case ChildStep::kNoNewPrivs: return "set no_new_privs";
+    case ChildStep::kParentDeath: return "set the parent-death signal";
   }
   return "unknown step";
 }

@@ -32,7 +32,8 @@ enum class ChildStep : int {
   kSetGid,
   kSetUid,
   kAmbient,
-  kNoNewPrivs
+  kNoNewPrivs,
+  kParentDeath
 };
 
 // What a step was doing, for the parent's Error message.
@@ -109,6 +110,10 @@ struct ChildPlan {
   const gid_t* groups = nullptr;
   size_t group_count = 0;
   bool no_new_privs = false;
+  // PR_SET_PDEATHSIG(SIGKILL) last before execve; then, if our parent is no
+  // longer `parent` (it died before that took effect), fail.
+  bool die_with_parent = false;
+  pid_t parent = 0;
   // Written by the child before it exits on failure.
   int failed_step = 0;  // a ChildStep
   int error = 0;        // errno

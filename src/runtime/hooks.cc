@@ -26,6 +26,7 @@ void Daemon::RunHook(const std::string& owner, const spec::Component& c, std::st
   if (!mounts) return done(false, mounts.error().message);
   req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
+  req.die_with_us = true;
   if (as_component) {
     if (auto r = Privileges(owner, c, &req); !r) return done(false, r.error().message);
   }

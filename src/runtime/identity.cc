@@ -140,6 +140,7 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
                                           platform::SpawnRequest* req) {
   if (drop_capabilities_) req->capabilities = c.capabilities;
   req->no_new_privs = c.no_new_privs;
+  req->die_with_us = true;
   auto it = identities_.find(c.name);
   if (it == identities_.end()) return std::monostate{};
   req->identity = it->second;

@@ -1,6 +1,8 @@
 // Warm standby (`standby = N`) through the real runtime: spares of a
 // libslate component park in slate_await_activation, and a failure promotes
 // one instead of starting a new process.
+#include <algorithm>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -162,6 +164,74 @@ state = { size = "16MiB" }
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
       [&] { return Recorded((fs::path(sut.dir()) / "x.out").string()).size() >= before + 3; },
       milliseconds(5000)));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+// Issue 8: kill -9 of `slate run` leaves no component running (spares
+// included), and the next `slate run` finds committed state and queued
+// messages as they were.
+TEST(Runtime, AKilledRuntimeLeavesNoComponentRunningAndLosesNothing) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["p", "b", "a"]
+[component.p]
+exec = ["{peer}", "produce", "--count", "300"]
+ready = "notify"
+[component.b]
+exec = ["{peer}", "consume", "--out", "b.out", "--slow-us", "5000"]
+ready = "notify"
+standby = 1
+[component.a]
+exec = ["{peer}", "count", "--out", "a.out", "--pace-us", "5000"]
+ready = "notify"
+state = { size = "16MiB" }
+[channel.stream]
+from = "p"
+to = "b"
+)");
+  sut.StartReady();
+  const std::string b_out = (fs::path(sut.dir()) / "b.out").string();
+  const std::string a_out = (fs::path(sut.dir()) / "a.out").string();
+  // Messages queued (the producer is done, the consumer slow), a spare
+  // parked, the counter counting.
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        return sut.ComponentLog("p").find("produced up to 300") != std::string::npos &&
+               ParkedSpares(sut, "b").size() == 1 && Recorded(a_out).size() >= 3;
+      },
+      milliseconds(10000)))
+      << sut.Status().dump();
+  std::vector<int> pids = ParkedSpares(sut, "b");
+  for (const char* n : {"p", "b", "a"}) pids.push_back(sut.Node(n)["pid"].get<int>());
+  const std::size_t consumed_before = Recorded(b_out).size();
+  ASSERT_LT(consumed_before, 300u) << "nothing left queued to check";
+
+  ::kill(sut.pid(), SIGKILL);
+  ASSERT_TRUE(sut.Wait().has_value());
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return std::none_of(pids.begin(), pids.end(), [](int pid) { return Alive(pid); }); },
+      milliseconds(2000)))
+      << "a component outlived the runtime";
+  // What was committed and queued then: the last count and the ids received.
+  const std::vector<std::uint64_t> counted = Recorded(a_out);
+  ASSERT_FALSE(counted.empty());
+
+  sut.StartReady();
+  // The consumer goes on where it was: every id once, in order.
+  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return Recorded(b_out).size() >= 300; },
+                                         milliseconds(20000)))
+      << Recorded(b_out).size() << " of 300\n"
+      << sut.RunLog();
+  std::vector<std::uint64_t> ids = Recorded(b_out);
+  ASSERT_EQ(ids.size(), 300u);
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
+  // The counter goes on from its last committed count (the last one it
+  // wrote down may be one ahead of nothing, never behind).
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return Recorded(a_out).size() >= counted.size() + 2; }, milliseconds(5000)));
+  std::vector<std::uint64_t> after = Recorded(a_out);
+  EXPECT_EQ(after[counted.size()], counted.back() + 1);
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
