@@ -34,6 +34,8 @@
 //       restarts of the driver until the reset hook runs).
 //   grants
 //       prints its open descriptors and what opening ungranted ends gives.
+//   crash [tx:CHANNEL] [rx:CHANNEL] [state]
+//       opens those, then exits with 3 at once.
 //   reach KIND:PATH...
 //       tries each path below $SLATE_STATE_DIR as KIND says (r: open to
 //       read; w: create a file in that directory; s: connect a stream
@@ -552,6 +554,25 @@ int Reach(int argc, char** argv) {
   Idle();
 }
 
+// Opens what it is granted (channel ends, its store), then exits with 3 at
+// once: a component that fails as fast as it can, for the leak test.
+int Crash(int argc, char** argv) {
+  Init();
+  for (int i = 2; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.starts_with("tx:")) {
+      if (auto tx = slate::Tx::Open(std::string(arg.substr(3))); !tx) Die(tx.error().text);
+    } else if (arg.starts_with("rx:")) {
+      if (auto rx = slate::Rx::Open(std::string(arg.substr(3))); !rx) Die(rx.error().text);
+    } else if (arg == "state") {
+      if (auto v = slate::State::Get("n"); !v && v.code() != SLATE_ENOTFOUND) {
+        Die(v.error().text);
+      }
+    }
+  }
+  std::exit(3);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -569,6 +590,7 @@ int main(int argc, char** argv) {
   if (mode == "drive") return Drive(argc, argv);
   if (mode == "device-reset") return DeviceReset(argc, argv);
   if (mode == "reach") return Reach(argc, argv);
+  if (mode == "crash") return Crash(argc, argv);
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }
