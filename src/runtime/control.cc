@@ -34,17 +34,6 @@ Result<sockaddr_un> Address(const std::string& path) {
 
 }  // namespace
 
-Result<nlohmann::json> ParseRequest(std::string_view line) {
-  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return MakeError("request is not valid JSON");
-  if (!j.is_object()) return MakeError("request must be a JSON object");
-  if (!j.contains("verb") || !j["verb"].is_string()) {
-    return MakeError("request needs a string \"verb\"");
-  }
-  if (j.contains("name") && !j["name"].is_string()) return MakeError("\"name\" must be a string");
-  return j;
-}
-
 Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& path,
                                                              platform::EventLoop& loop,
                                                              Handler handler) {
@@ -106,10 +95,19 @@ void ControlServer::Accept() {
       Reply(fd, {{"ok", false}, {"error", "permission denied: another user's peer"}});
       continue;
     }
+    const auto now = std::chrono::steady_clock::now();
+    tokens_ =
+        std::min(kBurst, tokens_ + kRequestsPerSecond *
+                                       std::chrono::duration<double>(now - refilled_).count());
+    refilled_ = now;
+    // Over the rate: read the request (closing a socket with unread data
+    // would reset it and lose the reply), answer "busy", handle nothing.
+    const bool busy = tokens_ < 1;
+    if (!busy) tokens_ -= 1;
     if (clients_.size() >= kMaxClients) Drop(order_.front());
     auto added = loop_.Add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](std::uint32_t) { Readable(fd); });
     if (!added) continue;
-    clients_.emplace(fd, Client{std::move(conn), {}});
+    clients_.emplace(fd, Client{std::move(conn), {}, busy});
     order_.push_back(fd);
   }
 }
@@ -137,7 +135,12 @@ void ControlServer::Readable(int fd) {
     return;
   }
   auto request = ParseRequest(std::string_view(c.buffer).substr(0, nl));
-  if (!request) {
+  if (c.busy) {
+    ++refused_;
+    Reply(fd, {{"ok", false},
+               {"error", fmt::format("busy: more than {} requests per second; try again",
+                                     kRequestsPerSecond)}});
+  } else if (!request) {
     ++refused_;
     Reply(fd, {{"ok", false}, {"error", request.error().message}});
   } else {

@@ -8,9 +8,12 @@
 // kMaxRequest, a line that is not a JSON object, or a peer that sends more
 // than one line gets an error reply (when possible) and is disconnected;
 // none of this disturbs the runtime. At most kMaxClients connections are
-// open at once; a new one beyond that displaces the oldest.
+// open at once; a new one beyond that displaces the oldest. Beyond
+// kRequestsPerSecond (bursts of kBurst) a request gets a "busy" reply and
+// is not handled.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -30,6 +33,10 @@ class ControlServer {
  public:
   static constexpr std::size_t kMaxRequest = std::size_t{64} * 1024;
   static constexpr std::size_t kMaxClients = 32;
+  // Connections accepted per second, with bursts of kBurst: a client that
+  // floods the socket gets "busy" replies instead of the runtime's time.
+  static constexpr double kRequestsPerSecond = 1000;
+  static constexpr double kBurst = 200;
 
   // Answers one well-formed request (an object with a string "verb").
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
@@ -49,6 +56,7 @@ class ControlServer {
   struct Client {
     platform::UniqueFd fd;
     std::string buffer;
+    bool busy = false;  // accepted over the rate: answered "busy"
   };
 
   ControlServer(std::string path, platform::UniqueFd fd, platform::EventLoop& loop,
@@ -65,6 +73,8 @@ class ControlServer {
   std::map<int, Client> clients_;
   std::deque<int> order_;  // oldest first
   std::uint64_t refused_ = 0;
+  double tokens_ = kBurst;  // the rate limit's bucket
+  std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
 };
 
 // Parses one request line. Errors say what is wrong, for the reply.

@@ -117,6 +117,43 @@ TEST_F(ControlTest, MalformedAndOversizedRequestsGetAnErrorAndTheServerGoesOn) {
   ASSERT_TRUE(reply.ok());
 }
 
+TEST_F(ControlTest, AFloodOfRequestsIsToldBusyAndTheServerGoesOn) {
+  // 600 requests as fast as one client can make them: the first burst is
+  // served, then about one per millisecond; the rest are told "busy".
+  int served = 0;
+  int busy = 0;
+  std::thread client([&] {
+    for (int i = 0; i < 600; ++i) {
+      auto r = Call(path_, {{"verb", "status"}}, 2000);
+      if (r.ok() && (*r)["ok"] == true) ++served;
+      if (r.ok() && (*r)["ok"] == false &&
+          (*r)["error"].get<std::string>().starts_with("busy: more than 1000 requests")) {
+        ++busy;
+      }
+    }
+    done_ = true;
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done_ && std::chrono::steady_clock::now() < give_up) {
+    (void)loop_->RunOnce(std::chrono::milliseconds(5));
+  }
+  client.join();
+  EXPECT_EQ(served + busy, 600);
+  EXPECT_GE(served, static_cast<int>(ControlServer::kBurst));
+  EXPECT_GT(busy, 0);
+  EXPECT_EQ(server_->refused(), static_cast<std::uint64_t>(busy));
+  // After a pause the bucket is full again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  done_ = false;
+  auto reply = WithLoop([&] {
+    auto r = Call(path_, {{"verb", "status"}});
+    done_ = true;
+    return r;
+  });
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ((*reply)["ok"], true);
+}
+
 TEST_F(ControlTest, NoServerIsAClearError) {
   server_.reset();
   auto r = Call(path_, {{"verb", "status"}});
