@@ -124,10 +124,12 @@ int DoInit() {
   }
   if (const char* sb = std::getenv("SLATE_STANDBY")) {
     if (!ParseInt(sb, &p->activation_fd) || p->activation_fd < 3 ||
-        ::fcntl(p->activation_fd, F_GETFD) < 0) {
+        ::fcntl(p->activation_fd, F_SETFD, FD_CLOEXEC) < 0) {
       return Fail(SLATE_ENOTRUNTIME,
                   fmt::format("slate_init: SLATE_STANDBY '{}' is not an open descriptor", sb));
     }
+    // Nothing the spare runs may take it for a spare of its own.
+    ::unsetenv("SLATE_STANDBY");
   }
   if (const char* ch = std::getenv("SLATE_CHANNELS")) {
     if (int rc = ParseChannels(ch, &p->ends); rc != SLATE_OK) return rc;
@@ -176,6 +178,16 @@ int AwaitActivation(Process* p) {
   }
   text.resize(static_cast<std::size_t>(n));
   std::vector<int> fds;
+  // Whatever goes wrong below, none of them stays open behind our back.
+  struct CloseUnless {
+    std::vector<int>* fds;
+    bool keep = false;
+    ~CloseUnless() {
+      if (!keep) {
+        for (int fd : *fds) ::close(fd);
+      }
+    }
+  } guard{&fds};
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -184,6 +196,9 @@ int AwaitActivation(Process* p) {
       std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
       fds.push_back(fd);
     }
+  }
+  if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) {
+    return Fail(SLATE_ENOTRUNTIME, "slate_await_activation: the promotion message was truncated");
   }
   std::string_view rest = text;
   while (!rest.empty()) {
@@ -208,6 +223,7 @@ int AwaitActivation(Process* p) {
       p->ends = std::move(ends);
     }
   }
+  guard.keep = true;
   ::close(p->activation_fd);
   p->activation_fd = -1;
   return SLATE_OK;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -308,6 +309,16 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
   std::string what = "spawn " + program + ": " + internal::DescribeStep(step);
   if (step == ChildStep::kChdir) {
     what += std::string(" ") + plan.cwd;
+  } else if (step == ChildStep::kSetUid) {
+    what += " " + std::to_string(plan.uid);
+  } else if (step == ChildStep::kSetGid) {
+    what += " " + std::to_string(plan.gid);
+  } else if (step == ChildStep::kSetGroups) {
+    what += " (" + std::to_string(plan.group_count) + " groups)";
+  } else if (step == ChildStep::kCapabilities || step == ChildStep::kAmbient) {
+    char mask[32];
+    std::snprintf(mask, sizeof mask, " (keep 0x%llx)", plan.keep_caps);
+    what += mask;
   }
   if (plan.failed_path != nullptr) {
     what += std::string(" ") + plan.failed_path;

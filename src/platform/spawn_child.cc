@@ -219,10 +219,12 @@ SLATE_CHILD_CODE void ChildDropPrivileges(ChildPlan* plan) {
   }
   if (plan->drop_caps) {
     if (to_other_user) {
+      // Exactly the kept ones, inheritable ones included (an inheritable
+      // capability left over from us would be gained back from a file's).
+      ChildSetCapabilities(plan, plan->keep_caps);
       if (plan->keep_caps != 0) {
         // Ambient capabilities survive execve of a program without file
         // capabilities; each must be permitted and inheritable first.
-        ChildSetCapabilities(plan, plan->keep_caps);
         for (unsigned long cap = 0; cap < 64; ++cap) {
           if (((plan->keep_caps >> cap) & 1ULL) == 0) continue;
           if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0UL, 0UL) != 0) {

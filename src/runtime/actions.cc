@@ -66,6 +66,7 @@ void Daemon::DoSpawn(const core::Spawn& s) {
 void Daemon::SpawnNow(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto fail = [&](const std::string& why) { Feed(sup_.SpawnFailed(s.incarnation, why, Now())); };
+  retired_spares_.erase(s.name);  // started again: its pool with it
   if (c.standby > 0 && Promote(s)) {
     ScheduleRefill(s.name, c);  // off the promotion's path
     return;
@@ -155,7 +156,10 @@ void Daemon::DoEmit(const core::Event& e) {
       }
     }
   }
-  if (e.event == "child_gave_up") SetComponentDown(e.node, true);  // its peers hear it at once
+  if (e.event == "child_gave_up") {
+    SetComponentDown(e.node, true);  // its peers hear it at once
+    RetireSpares(e.node);
+  }
   if (e.event == "system_started") {
     NotifyParent("READY=1\nSTATUS=all children ready");
     if (watchdog_interval_) watchdog_next_ = Now() + *watchdog_interval_;

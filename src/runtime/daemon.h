@@ -54,6 +54,7 @@ class Daemon {
     std::string name;                            // the instance it stands by for
     const spec::Component* component = nullptr;  // its spec
     std::optional<platform::Process> process;
+    std::string image;              // the program it runs: promoted only while current
     platform::UniqueFd activation;  // our end of its activation socket
     std::optional<platform::Cgroup> cgroup;
     bool parked = false;  // it said it waits in slate_await_activation
@@ -121,6 +122,9 @@ class Daemon {
   void ScheduleRefill(const std::string& name, const spec::Component& c);
   void OnRefillTimer();
   void StopSpares();
+  // Stops the spares of `name` (it was stopped or given up) and starts no
+  // more until its next start.
+  void RetireSpares(const std::string& name);
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();
   // Sets the request's identity, capabilities and no_new_privs for a process
@@ -221,14 +225,15 @@ class Daemon {
   std::optional<Journal> journal_;
   std::unique_ptr<ControlServer> control_;
   std::optional<platform::CgroupTree> cgroups_;
-  bool views_ = false;  // components get a MountView of state_dir
+  bool views_ = false;              // components get a MountView of state_dir
   bool drop_capabilities_ = false;  // we can drop the bounding set (CAP_SETPCAP)
-  std::map<std::string, platform::Identity> identities_;  // by component (spec) name
+  std::map<std::string, platform::Identity> identities_;               // by component (spec) name
   std::map<std::string, std::vector<std::unique_ptr<Spare>>> spares_;  // by instance name
   std::uint64_t spare_serial_ = 0;
   std::optional<platform::TimerFd> refill_timer_;
   std::map<std::string, const spec::Component*> refill_pending_;
   bool stopping_spares_ = false;
+  std::set<std::string> retired_spares_;  // stopped or given up: no spares until started
   std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into

@@ -113,9 +113,18 @@ Result<std::monostate> Daemon::SetUpIdentities() {
       std::erase(groups, id.gid);
       id.groups = std::move(groups);
     }
-    if (id.uid != ::geteuid() && ::geteuid() != 0) {
-      return MakeError(fmt::format(
-          "component {}: to run it as user '{}' the runtime must run as root", c.name, *c.user));
+    // setresuid(-1) and setresgid(-1) mean "leave it as it is": root.
+    if (id.uid == static_cast<uid_t>(-1) || id.gid == static_cast<gid_t>(-1)) {
+      return MakeError(fmt::format("component {}: {} is not a user or group id", c.name,
+                                   id.uid == static_cast<uid_t>(-1) ? *c.user : *c.group));
+    }
+    if (::geteuid() != 0) {
+      // Without root the only identity we can give is our own.
+      if (id.uid != ::geteuid() || id.gid != ::getegid()) {
+        return MakeError(fmt::format(
+            "component {}: to run it as user '{}' the runtime must run as root", c.name, *c.user));
+      }
+      continue;
     }
     identities_.emplace(c.name, std::move(id));
   }
@@ -156,6 +165,7 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
   if (c.state) {
     const std::string dir = StoreDir(c.name);
     if (auto r = give(dir); !r) return r;
+    (void)::chmod(dir.c_str(), 0700);  // its, and no one else's to list
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       if (e.is_regular_file(ec)) {

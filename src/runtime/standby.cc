@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/socket.h>
 
@@ -64,7 +65,15 @@ std::string WithIndices(const std::string& channels, const std::vector<platform:
 }  // namespace
 
 void Daemon::FillSpares(const std::string& name, const spec::Component& c) {
-  if (c.standby <= 0 || exit_code_ || stopping_spares_) return;
+  if (c.standby <= 0 || exit_code_ || stopping_spares_ || retired_spares_.contains(name)) return;
+  // Spares of an image that is no longer current (slate update or revert)
+  // must not be promoted: replace them.
+  const std::string image = ImagePath(c);
+  std::vector<int> stale;
+  for (const auto& s : spares_[name]) {
+    if (s->image != image) stale.push_back(s->process->pidfd());
+  }
+  for (int pidfd : stale) DropSpare(pidfd);
   auto& pool = spares_[name];
   while (pool.size() < static_cast<std::size_t>(c.standby)) {
     auto spare = SpawnSpare(name, c);
@@ -89,6 +98,15 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
   platform::SpawnRequest req;
   req.argv = c.exec;
   req.argv[0] = ImagePath(c);
+  // A spare's readiness descriptor leads nowhere (it is ready once parked),
+  // but must be open: else the descriptors it receives at its promotion
+  // could land on that number, and its readiness write in a channel file.
+  platform::UniqueFd no_readiness;
+  if (c.ready.kind == spec::Readiness::Kind::kFd) {
+    no_readiness.Reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (!no_readiness.valid())
+      return MakeError(fmt::format("open /dev/null: {}", std::strerror(errno)));
+  }
   // Its environment, less its store: a spare touches neither state nor
   // channels before it is promoted.
   for (std::string& kv : ComponentEnv(name, c)) {
@@ -101,10 +119,12 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
   if (!mounts) return mounts.error();
   req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}, {theirs.get(), target}};
+  if (no_readiness.valid()) req.fds.push_back({no_readiness.get(), c.ready.fd});
   if (auto r = Privileges(name, c, &req); !r) return r.error();
   auto spare = std::make_unique<Spare>();
   spare->name = name;
   spare->component = &c;
+  spare->image = req.argv[0];
   if (cgroups_) {
     auto cg = cgroups_->CreateChild(fmt::format("{}.spare-{}", name, ++spare_serial_));
     if (cg) {
@@ -206,8 +226,10 @@ bool Daemon::Promote(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto it = spares_.find(s.name);
   if (it == spares_.end()) return false;
-  auto pick = std::find_if(it->second.begin(), it->second.end(),
-                           [](const std::unique_ptr<Spare>& sp) { return sp->parked; });
+  const std::string image = ImagePath(c);
+  auto pick = std::find_if(
+      it->second.begin(), it->second.end(),
+      [&](const std::unique_ptr<Spare>& sp) { return sp->parked && sp->image == image; });
   if (pick == it->second.end()) return false;
   Spare& spare = **pick;
 
@@ -303,6 +325,16 @@ void Daemon::ScheduleRefill(const std::string& name, const spec::Component& c) {
 void Daemon::OnRefillTimer() {
   (void)refill_timer_->Acknowledge();
   for (const auto& [name, c] : std::exchange(refill_pending_, {})) FillSpares(name, *c);
+}
+
+void Daemon::RetireSpares(const std::string& name) {
+  retired_spares_.insert(name);
+  refill_pending_.erase(name);
+  auto it = spares_.find(name);
+  if (it == spares_.end()) return;
+  std::vector<int> pidfds;
+  for (const auto& s : it->second) pidfds.push_back(s->process->pidfd());
+  for (int pidfd : pidfds) DropSpare(pidfd);
 }
 
 void Daemon::StopSpares() {

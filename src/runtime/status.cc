@@ -110,7 +110,10 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
     if (!r.ok) return Error(r.message);
     // Held down by the operator: a peer waiting on it hears so at once
     // (SLATE_EPEERDOWN). Its next start clears the mark.
-    if (verb == "stop") SetComponentDown(name, true);
+    if (verb == "stop") {
+      SetComponentDown(name, true);
+      RetireSpares(name);
+    }
     return {{"ok", true}, {"message", r.message}};
   }
   if (verb == "kill") {

@@ -168,6 +168,58 @@ state = { size = "16MiB" }
   EXPECT_EQ(sut.Wait(), 0);
 }
 
+TEST(Standby, SparesFollowTheImageAndStopWithTheirComponent) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["x"]
+[component.x]
+exec = ["{peer}", "count", "--out", "x.out", "--pace-us", "20000"]
+ready = "notify"
+standby = 1
+state = { size = "16MiB" }
+)");
+  // Another build of the same program: the peer with a byte appended.
+  const std::string v2 = (fs::path(sut.dir()) / "peer-v2").string();
+  fs::copy_file(kPeer, v2);
+  { std::ofstream(v2, std::ios::app) << '\n'; }
+  fs::permissions(v2, fs::perms::owner_all);
+  sut.StartReady();
+  std::vector<int> spares;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return (spares = ParkedSpares(sut, "x")).size() == 1; }, milliseconds(5000)));
+  const int old_spare = spares[0];
+
+  // An update restarts x on the new image: not by promoting the spare of
+  // the old one, which is replaced by one of the new.
+  ASSERT_EQ(sut.Cli({"update", "x", v2}).code, 0) << sut.RunLog();
+  ASSERT_TRUE(sut.WaitEvent("image_updated", "x"));
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        spares = ParkedSpares(sut, "x");
+        return sut.Node("x")["state"] == "running" && spares.size() == 1 && spares[0] != old_spare;
+      },
+      milliseconds(5000)))
+      << sut.Status().dump();
+  EXPECT_TRUE(sut.Events("standby_promoted", "x").empty());
+  const std::string digest = sut.Node("x")["image"]["digest"].get<std::string>();
+  for (int pid : {sut.Node("x")["pid"].get<int>(), spares[0]}) {
+    EXPECT_THAT(fs::read_symlink(fmt::format("/proc/{}/exe", pid)).string(),
+                ::testing::HasSubstr(digest.substr(digest.find(':') + 1)))
+        << pid;
+  }
+  // Stopped: no spares. Started again: spares again.
+  ASSERT_EQ(sut.Cli({"stop", "x"}).code, 0);
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return !sut.Node("x").contains("standby"); },
+                                         milliseconds(5000)))
+      << sut.Node("x").dump();
+  EXPECT_FALSE(Alive(spares[0]));
+  ASSERT_EQ(sut.Cli({"start", "x"}).code, 0);
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return ParkedSpares(sut, "x").size() == 1; },
+                                         milliseconds(5000)));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
 // Issue 8: kill -9 of `slate run` leaves no component running (spares
 // included), and the next `slate run` finds committed state and queued
 // messages as they were.
