@@ -16,6 +16,7 @@
 //
 //   slate_bench_scale [--sizes 10,100,1000] [--dirs DIR,DIR] [--status-calls N]
 //                     [--idle-ms MS] [--out FILE]
+#include <cmath>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -59,22 +60,42 @@ struct Row {
   std::vector<double> true_ns;
   std::size_t status_bytes = 0;
   double shutdown_ns = 0;
+  double group_restart_ns = 0;  // kill of c0 -> the last of the N replacements stamped
 };
 
-std::string SystemFile(int n) {
+// One one_for_all supervisor of N probes; each stamps into `stamps` when it
+// starts (for the group restart).
+std::string SystemFile(int n, const std::string& stamps) {
   std::string children;
   std::string components;
   for (int i = 0; i < n; ++i) {
     children += fmt::format("{}\"c{}\"", i == 0 ? "" : ", ", i);
-    components +=
-        fmt::format("[component.c{}]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"2s\"\n\n", i,
-                    SLATE_BENCH_PROBE);
+    components += fmt::format(
+        "[component.c{}]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"2s\"\n"
+        "env = {{ PROBE_FILE = \"{}\" }}\n\n",
+        i, SLATE_BENCH_PROBE, stamps);
   }
   return fmt::format(
       "[system]\nname = \"bench-scale-{}\"\nroot = \"main\"\nstate_dir = \"state\"\n\n"
-      "[supervisor.main]\nstrategy = \"one_for_one\"\nintensity = 10\nperiod = \"5s\"\n"
+      "[supervisor.main]\nstrategy = \"one_for_all\"\nintensity = 10\nperiod = \"5s\"\n"
       "children = [{}]\n\n{}",
       n, children, components);
+}
+
+// Stamps ("<ns> <pid>") in `path` later than `after`: how many, and the latest.
+std::pair<int, std::int64_t> StampsAfter(const std::string& path, std::int64_t after) {
+  std::ifstream in(path);
+  int count = 0;
+  std::int64_t latest = 0;
+  for (std::int64_t ns; in >> ns;) {
+    long pid = 0;
+    in >> pid;
+    if (ns > after) {
+      ++count;
+      latest = std::max(latest, ns);
+    }
+  }
+  return {count, latest};
 }
 
 std::string Tail(const std::string& path, std::size_t max) {
@@ -97,7 +118,8 @@ Row Measure(const Options& o, int n, const std::string& base, std::string& dir) 
   }
   std::string file = dir + "/system.toml";
   std::string state = dir + "/state";
-  std::ofstream(file) << SystemFile(n);
+  const std::string stamps = dir + "/stamps";
+  std::ofstream(file) << SystemFile(n, stamps);
   std::error_code ec;
   fs::create_directories(state, ec);
   LineFollower journal(state + "/events.jsonl", /*watch_dir=*/true);
@@ -134,6 +156,7 @@ Row Measure(const Options& o, int n, const std::string& base, std::string& dir) 
   auto after = ContextSwitches(slate.pid());
   r.idle_switches = before && after ? *after - *before : -1;
 
+  pid_t first_pid = 0;
   for (int i = 0; i < o.status_calls; ++i) {
     RunResult t = RunToEnd({"/bin/true"}, milliseconds(5000));
     RunResult s =
@@ -150,9 +173,28 @@ Row Measure(const Options& o, int n, const std::string& base, std::string& dir) 
         break;
       }
       r.status_bytes = s.out.size();
+      for (const Json& node : j["nodes"]) {
+        if (node.value("name", "") == "c0" && node["pid"].is_number()) first_pid = node["pid"];
+      }
     }
     r.true_ns.push_back(static_cast<double>(t.wall_ns));
     r.status_ns.push_back(static_cast<double>(s.wall_ns));
+  }
+  // A failure of one child: one_for_all stops the other N - 1 and starts
+  // all N again. Done when the last replacement has stamped.
+  if (r.status == "ok" && first_pid > 0) {
+    const std::int64_t killed_at = MonoNs();
+    ::kill(first_pid, SIGKILL);
+    const auto until = Clock::now() + milliseconds(60000);
+    std::pair<int, std::int64_t> seen{0, 0};
+    while ((seen = StampsAfter(stamps, killed_at)).first < n && Clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    if (seen.first >= n) {
+      r.group_restart_ns = static_cast<double>(seen.second - killed_at);
+    } else {
+      r.status = fmt::format("failed: {} of {} restarted within 60 s", seen.first, n);
+    }
   }
   r.shutdown_ns = static_cast<double>(slate.Stop(milliseconds(30000)).count());
   return r;
@@ -199,6 +241,38 @@ bool ParseArgs(int argc, char** argv, Options& o) {
   return !o.sizes.empty();
 }
 
+// How each figure grows with N: one bar per row, scaled to the figure's
+// largest value (log scale: each mark is a factor of 10^(1/8) = 1.33).
+void Plot(const std::vector<Row>& rows) {
+  struct Figure {
+    const char* name;
+    double (*value)(const Row&);
+    std::string (*text)(double);
+  };
+  const Figure figures[] = {
+      {"start (all ready)", [](const Row& r) { return r.start_ns; }, FormatNs},
+      {"runtime RSS", [](const Row& r) { return static_cast<double>(r.rss_kb) * 1024; },
+       [](double v) { return fmt::format("{:.1f} MiB", v / 1048576); }},
+      {"status --json", [](const Row& r) { return Median(r.status_ns); }, FormatNs},
+      {"group restart", [](const Row& r) { return r.group_restart_ns; }, FormatNs},
+      {"shutdown", [](const Row& r) { return r.shutdown_ns; }, FormatNs},
+  };
+  fmt::print("\nhow each figure grows with N (log scale, one '#' per factor of 1.33)\n");
+  for (const Figure& f : figures) {
+    double low = 0;
+    for (const Row& r : rows) {
+      const double v = f.value(r);
+      if (v > 0 && (low == 0 || v < low)) low = v;
+    }
+    fmt::print("{}\n", f.name);
+    for (const Row& r : rows) {
+      const double v = f.value(r);
+      const int marks = v > 0 && low > 0 ? 1 + static_cast<int>(8 * std::log10(v / low)) : 0;
+      fmt::print("  N={:<5} {:<10} {:<40} {}\n", r.n, r.fs_type, std::string(static_cast<std::size_t>(marks), '#'), f.text(v));
+    }
+  }
+}
+
 int Main(int argc, char** argv) {
   Options o;
   if (!ParseArgs(argc, argv, o)) return 2;
@@ -207,12 +281,13 @@ int Main(int argc, char** argv) {
   Json machine = Machine();
   fmt::print("machine: {}\n", MachineLine(machine));
   fmt::print(
-      "scale: N components (the probe, ready = \"spawn\") under one one_for_one "
-      "supervisor\n\n");
-  fmt::print("{:>5} {:<18} {:>10} {:>9} {:>14} {:>12} {:>7} {:>10} {:>10}\n", "N", "state_dir on",
-             "start", "RSS", "status --json", "/bin/true", "ratio",
-             fmt::format("idle cs/{:g}s", o.idle_ms / 1000.0), "shutdown");
+      "scale: N components (the probe, ready = \"spawn\") under one one_for_all "
+      "supervisor; group restart: kill -9 of one -> all N replaced\n\n");
+  fmt::print("{:>5} {:<18} {:>10} {:>9} {:>14} {:>12} {:>7} {:>10} {:>10} {:>10}\n", "N",
+             "state_dir on", "start", "RSS", "status --json", "/bin/true", "ratio",
+             fmt::format("idle cs/{:g}s", o.idle_ms / 1000.0), "group rst", "shutdown");
   Json rows = Json::array();
+  std::vector<Row> plotted;
   std::vector<std::string> made;
   bool ok = true;
   for (const std::string& base : o.dirs) {
@@ -224,10 +299,11 @@ int Main(int argc, char** argv) {
       double baseline = Median(r.true_ns);
       std::string where = fmt::format("{} ({})", base, r.fs_type);
       if (r.status == "ok") {
-        fmt::print("{:>5} {:<18} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10}\n", n,
-                   where, FormatNs(r.start_ns), static_cast<double>(r.rss_kb) / 1024.0,
+        fmt::print("{:>5} {:<18} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10} {:>10}\n",
+                   n, where, FormatNs(r.start_ns), static_cast<double>(r.rss_kb) / 1024.0,
                    FormatNs(status), FormatNs(baseline), baseline > 0 ? status / baseline : 0,
-                   r.idle_switches, FormatNs(r.shutdown_ns));
+                   r.idle_switches, FormatNs(r.group_restart_ns), FormatNs(r.shutdown_ns));
+        plotted.push_back(r);
       } else {
         ok = false;
         fmt::print("{:>5} {:<18} {}\n", n, where, r.status);
@@ -249,10 +325,12 @@ int Main(int argc, char** argv) {
              {"true_samples_ns", r.true_ns},
              {"true_median_ns", baseline},
              {"status_to_true_ratio", baseline > 0 ? status / baseline : 0},
+             {"group_restart_ns", r.group_restart_ns},
              {"shutdown_ns", r.shutdown_ns}};
       rows.push_back(std::move(j));
     }
   }
+  Plot(plotted);
   // Failed runs keep their directory (and run.log) for inspection.
   if (ok) {
     for (const std::string& dir : made) {

@@ -309,16 +309,19 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
   std::string what = "spawn " + program + ": " + internal::DescribeStep(step);
   if (step == ChildStep::kChdir) {
     what += std::string(" ") + plan.cwd;
-  } else if (step == ChildStep::kSetUid) {
-    what += " " + std::to_string(plan.uid);
-  } else if (step == ChildStep::kSetGid) {
-    what += " " + std::to_string(plan.gid);
-  } else if (step == ChildStep::kSetGroups) {
-    what += " (" + std::to_string(plan.group_count) + " groups)";
-  } else if (step == ChildStep::kCapabilities || step == ChildStep::kAmbient) {
-    char mask[32];
-    std::snprintf(mask, sizeof mask, " (keep 0x%llx)", plan.keep_caps);
-    what += mask;
+  } else {
+    // (snprintf, not string concatenation: GCC 12 at -O3 flags the latter.)
+    char detail[48] = "";
+    if (step == ChildStep::kSetUid) {
+      std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.uid));
+    } else if (step == ChildStep::kSetGid) {
+      std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.gid));
+    } else if (step == ChildStep::kSetGroups) {
+      std::snprintf(detail, sizeof detail, " (%zu groups)", plan.group_count);
+    } else if (step == ChildStep::kCapabilities || step == ChildStep::kAmbient) {
+      std::snprintf(detail, sizeof detail, " (keep 0x%llx)", plan.keep_caps);
+    }
+    what.append(detail);
   }
   if (plan.failed_path != nullptr) {
     what += std::string(" ") + plan.failed_path;
