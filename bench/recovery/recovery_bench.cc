@@ -286,6 +286,99 @@ Contender RunExternal(const Options& o, const std::string& dir, const std::strin
   return c;
 }
 
+// supervisord: one [program] that is the probe, restarted at once
+// (startsecs = 0, so every run counts as started; autorestart).
+Contender RunSupervisord(const Options& o, const std::string& dir) {
+  Contender c;
+  c.name = "supervisord";
+  auto path = FindOnPath("supervisord");
+  if (!path) {
+    c.status = "not installed (apt-get install supervisor)";
+    return c;
+  }
+  std::string sub = dir + "/supervisord";
+  std::error_code ec;
+  fs::create_directories(sub, ec);
+  std::string stamps = sub + "/stamps";
+  std::ofstream(stamps).close();
+  std::string conf = sub + "/supervisord.conf";
+  std::ofstream(conf) << fmt::format(
+      "[supervisord]\nnodaemon=true\nlogfile={0}/supervisord.log\npidfile={0}/supervisord.pid\n"
+      "childlogdir={0}\n\n[program:probe]\ncommand={1}\nautorestart=true\nstartsecs=0\n"
+      "startretries=1000000\nenvironment=PROBE_FILE=\"{2}\"\n",
+      sub, SLATE_BENCH_PROBE, stamps);
+  ChildGuard sup(StartProcess({*path, "-n", "-c", conf}, {}, sub + "/run.log"));
+  if (sup.pid() <= 0) {
+    c.status = "failed: cannot start " + *path;
+    return c;
+  }
+  pid_t last = -1;
+  Measure(c, stamps, sup.pid(), o.external_kills, o.external_settle_ms, &last);
+  sup.Stop(milliseconds(5000));
+  KillProbe(last);
+  return c;
+}
+
+// Erlang/OTP: a supervisor (one_for_one, a high intensity) whose one worker
+// runs the probe through a port and exits when the port reports the
+// probe's exit, so the supervisor starts a new worker and a new probe.
+constexpr const char* kErlangProbeSup = R"(-module(probe_sup).
+-behaviour(supervisor).
+-export([main/1, init/1, start_worker/1, worker/1]).
+
+main([Probe, Stamps]) ->
+    {ok, _} = supervisor:start_link({local, probe_sup}, probe_sup, [Probe, Stamps]),
+    receive stop -> ok end.
+
+init(Args) ->
+    Flags = #{strategy => one_for_one, intensity => 1000000, period => 1},
+    Child = #{id => probe, start => {probe_sup, start_worker, [Args]},
+              restart => permanent, shutdown => brutal_kill},
+    {ok, {Flags, [Child]}}.
+
+start_worker(Args) -> {ok, spawn_link(probe_sup, worker, [Args])}.
+
+worker([Probe, Stamps]) ->
+    Port = open_port({spawn_executable, Probe},
+                     [exit_status, {env, [{"PROBE_FILE", Stamps}]}]),
+    receive {Port, {exit_status, Status}} -> exit({probe_exited, Status}) end.
+)";
+
+Contender RunErlang(const Options& o, const std::string& dir) {
+  Contender c;
+  c.name = "Erlang/OTP: supervisor + port";
+  auto erl = FindOnPath("erl");
+  auto erlc = FindOnPath("erlc");
+  if (!erl || !erlc) {
+    c.status = "not installed (apt-get install erlang-base)";
+    return c;
+  }
+  std::string sub = dir + "/erlang";
+  std::error_code ec;
+  fs::create_directories(sub, ec);
+  std::ofstream(sub + "/probe_sup.erl") << kErlangProbeSup;
+  RunResult built = RunToEnd({*erlc, "-o", sub, sub + "/probe_sup.erl"}, milliseconds(60000));
+  if (!WIFEXITED(built.status) || WEXITSTATUS(built.status) != 0) {
+    c.status = "failed: erlc: " + built.out;
+    return c;
+  }
+  std::string stamps = sub + "/stamps";
+  std::ofstream(stamps).close();
+  ChildGuard sup(StartProcess({*erl, "-noshell", "-noinput", "-pa", sub, "-run", "probe_sup",
+                               "main", SLATE_BENCH_PROBE, stamps},
+                              {}, sub + "/run.log"));
+  if (sup.pid() <= 0) {
+    c.status = "failed: cannot start " + *erl;
+    return c;
+  }
+  pid_t last = -1;
+  // The VM takes a while to boot: a longer wait for the first probe.
+  Measure(c, stamps, sup.pid(), o.kills, o.settle_ms, &last, milliseconds(20000));
+  sup.Stop(milliseconds(5000));
+  KillProbe(last);
+  return c;
+}
+
 volatile sig_atomic_t g_stop = 0;
 
 void OnStop(int) {
@@ -433,6 +526,8 @@ int Main(int argc, char** argv) {
       all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));
       all.push_back(RunExternal(o, sub, "daemontools", "supervise", "daemontools"));
       all.push_back(RunExternal(o, sub, "s6", "s6-supervise", "s6"));
+      all.push_back(RunSupervisord(o, sub));
+      all.push_back(RunErlang(o, sub));
     }
     double floor = Median(all[0].samples_ns);
     for (Contender& c : all) {
