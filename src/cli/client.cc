@@ -3,12 +3,15 @@
 // files it writes under state_dir (events, logs).
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -115,17 +118,8 @@ std::string TrimLineEnds(const std::string& text) {
   return out;
 }
 
-int Status(const Options& o) {
-  auto reply = runtime::Call(SocketPath(o), {{"verb", "status"}});
-  if (!reply) {
-    fmt::print(stderr, "slate status: {}\n", reply.error().message);
-    return kRuntimeError;
-  }
-  const nlohmann::json& s = (*reply)["status"];
-  if (o.json) {
-    fmt::print("{}\n", s.dump(2));
-    return 0;
-  }
+// The tree and channels as `slate status` prints them.
+std::string RenderStatus(const nlohmann::json& s) {
   std::map<std::string, nlohmann::json> by_name;
   std::string root;
   for (const auto& n : s["nodes"]) {
@@ -152,7 +146,21 @@ int Status(const Options& o) {
                          c.value("depth", 0), c.value("in_flight", 0), c.value("dead_letters", 0));
     }
   }
-  fmt::print("{}", TrimLineEnds(out));
+  return TrimLineEnds(out);
+}
+
+int Status(const Options& o) {
+  auto reply = runtime::Call(SocketPath(o), {{"verb", "status"}});
+  if (!reply) {
+    fmt::print(stderr, "slate status: {}\n", reply.error().message);
+    return kRuntimeError;
+  }
+  const nlohmann::json& s = (*reply)["status"];
+  if (o.json) {
+    fmt::print("{}\n", s.dump(2));
+    return 0;
+  }
+  fmt::print("{}", RenderStatus(s));
   return 0;
 }
 
@@ -440,6 +448,53 @@ int RunRevert(const Options& o) {
 }
 int RunKill(const Options& o) {
   return Simple(o, {{"verb", "kill"}, {"name", o.name}, {"signal", o.signal}});
+}
+
+// `slate top`: the status, redrawn every interval, with the latest events
+// under it. On a terminal the screen is redrawn in place; otherwise each
+// frame is printed after the last, separated by a line.
+int RunTop(const Options& o) {
+  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  const std::string journal = (fs::path(StateDir(o)) / "events.jsonl").string();
+  const auto interval = std::chrono::milliseconds(std::max(o.interval_ms, 50));
+  for (int frame = 0; o.count <= 0 || frame < o.count; ++frame) {
+    if (frame > 0) std::this_thread::sleep_for(interval);
+    auto reply = runtime::Call(SocketPath(o), {{"verb", "status"}}, 2000);
+    if (!reply) {
+      if (frame == 0) {
+        fmt::print(stderr, "slate top: {}\n", reply.error().message);
+        return kRuntimeError;
+      }
+      fmt::print("{}slate top: the system is gone ({})\n", terminal ? "\n" : "",
+                 reply.error().message);
+      return 0;
+    }
+    std::string text = RenderStatus((*reply)["status"]);
+    // The latest events: what just happened to the tree.
+    std::deque<std::string> last;
+    std::ifstream in(journal);
+    // Only its end: the journal of a long-running system is large.
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    constexpr std::streamoff kTail = 64 * 1024;
+    in.seekg(size > kTail ? size - kTail : 0);
+    if (size > kTail) in.ignore(kTail, '\n');  // a line cut in two
+    for (std::string line; std::getline(in, line);) {
+      last.push_back(EventLine(line, false));
+      if (last.size() > static_cast<std::size_t>(o.events)) last.pop_front();
+    }
+    if (!last.empty()) {
+      text += "\nlatest events\n";
+      for (const std::string& e : last) text += e + "\n";
+    }
+    if (terminal) {
+      fmt::print("\x1b[H\x1b[2J{}", text);  // home, clear, draw
+    } else {
+      fmt::print("{}{}", frame > 0 ? "----\n" : "", text);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
 }
 
 int RunEvents(const Options& o) {

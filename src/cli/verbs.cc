@@ -39,6 +39,22 @@ const std::vector<Verb>& Verbs() {
          app.add_flag("--json", o.json, "machine-readable output");
        },
        RunStatus},
+      {"top", "a live view of the tree: states, restarts, streaks, latest events",
+       "Draws `slate status` and the latest journal events every --interval, in place\n"
+       "on a terminal (like top), one frame after another otherwise. Ends with\n"
+       "Ctrl-C, after --count frames, or when the system stops.\n"
+       "Exit: 0, or 1 when no system is running.",
+       "",
+       [](CLI::App& app, Options& o) {
+         StateDirOpt(app, o);
+         app.add_option("--interval", o.interval_ms, "milliseconds between frames (default 1000)")
+             ->check(CLI::Range(50, 3600000));
+         app.add_option("--count,-n", o.count, "stop after this many frames (default: never)")
+             ->check(CLI::NonNegativeNumber);
+         app.add_option("--events", o.events, "how many of the latest events (default 8)")
+             ->check(CLI::Range(0, 100));
+       },
+       RunTop},
       {"events", "print the event journal",
        "Prints state_dir/events.jsonl; --follow keeps printing new events.", "",
        [](CLI::App& app, Options& o) {

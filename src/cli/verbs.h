@@ -26,7 +26,10 @@ struct Options {
   std::string signal = "KILL";
   bool json = false;
   bool follow = false;
-  bool all = false;  // dlq requeue, purge
+  bool all = false;        // dlq requeue, purge
+  int interval_ms = 1000;  // top: between frames
+  int count = 0;           // top: frames to draw; 0 = until interrupted
+  int events = 8;          // top: latest events shown
 };
 
 struct Verb {
@@ -56,5 +59,6 @@ int RunShutdown(const Options& o);
 int RunDlq(const Options& o);
 int RunUpdate(const Options& o);
 int RunRevert(const Options& o);
+int RunTop(const Options& o);
 
 }  // namespace slate::cli

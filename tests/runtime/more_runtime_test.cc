@@ -209,6 +209,37 @@ exec = ["{testee}", "--print", "hello from talker"]
   EXPECT_NE(gone.out.find("no system is running"), std::string::npos) << gone.out;
 }
 
+TEST(Run, TopDrawsTheTreeAndTheLatestEventsFrameAfterFrame) {
+  SystemUnderTest s(R"(
+[supervisor.main]
+intensity = 10
+children = ["a", "b"]
+[component.a]
+exec = ["/bin/sleep", "100"]
+[component.b]
+exec = ["/bin/sleep", "100"]
+)");
+  s.StartReady();
+  ASSERT_EQ(s.Cli({"kill", "b"}).code, 0);
+  ASSERT_TRUE(s.WaitEvent("child_restarting", "b"));
+  // Not a terminal: frames one after another, no escape sequences.
+  CommandOutput top = s.Cli({"top", "--count", "3", "--interval", "50", "--events", "4"});
+  EXPECT_EQ(top.code, 0) << top.out;
+  EXPECT_EQ(top.out.find('\x1b'), std::string::npos);
+  std::size_t frames = 0;
+  for (std::size_t at = 0; (at = top.out.find("system ", at)) != std::string::npos; ++at) ++frames;
+  EXPECT_EQ(frames, 3u) << top.out;
+  EXPECT_NE(top.out.find("----\n"), std::string::npos);
+  EXPECT_NE(top.out.find("└─ b"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("latest events"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("child_exited b"), std::string::npos) << top.out;
+  EXPECT_EQ(s.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(s.Wait(), 0);
+  CommandOutput gone = s.Cli({"top", "--count", "1"});
+  EXPECT_EQ(gone.code, 1);
+  EXPECT_NE(gone.out.find("no system is running"), std::string::npos) << gone.out;
+}
+
 TEST(Run, TellsItsOwnParentWhenReady) {
   SystemUnderTest s(R"(
 [supervisor.main]
