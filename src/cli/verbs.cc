@@ -55,6 +55,29 @@ const std::vector<Verb>& Verbs() {
              ->check(CLI::Range(0, 100));
        },
        RunTop},
+      {"chaos", "inject faults into a running system, at random or on a schedule",
+       "Injects faults for --seconds: every --every-ms (+-50%, at random) a random fault\n"
+       "of --faults into a random running component of --targets, drawn from --seed\n"
+       "(the same seed, the same draws); or, with --at, exactly the faults listed there\n"
+       "(\"500ms:segv:api,2s:hang:sensor\"). Faults: kill (SIGKILL), segv (SIGSEGV),\n"
+       "abort (SIGABRT), hang (SIGSTOP; only components with a heartbeat), bad_image\n"
+       "(an update to a program that fails at once; probation reverts it). Each is a\n"
+       "fault_injected event in the journal, before the fault.\n"
+       "Exit: 0, 1 when no system is running, 2 bad usage.",
+       "",
+       [](CLI::App& app, Options& o) {
+         StateDirOpt(app, o);
+         app.add_option("--seed", o.seed, "seed of the random draws (default: from the clock)");
+         app.add_option("--seconds", o.seconds, "how long to inject (default 60)")
+             ->check(CLI::Range(1, 86400));
+         app.add_option("--every-ms", o.every_ms, "mean time between faults (default 2000)")
+             ->check(CLI::Range(10, 3600000));
+         app.add_option("--faults", o.faults, "which faults (default kill,segv,hang)")
+             ->delimiter(',');
+         app.add_option("--targets", o.targets, "which components (default all)")->delimiter(',');
+         app.add_option("--at", o.at, "a schedule instead: T:FAULT:NAME,... (T: 500ms, 2s)");
+       },
+       RunChaos},
       {"events", "print the event journal",
        "Prints state_dir/events.jsonl; --follow keeps printing new events.", "",
        [](CLI::App& app, Options& o) {

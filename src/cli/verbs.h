@@ -4,6 +4,7 @@
 // `available = false`: its help says when it comes, and running it exits 2.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,13 @@ struct Options {
   int interval_ms = 1000;  // top: between frames
   int count = 0;           // top: frames to draw; 0 = until interrupted
   int events = 8;          // top: latest events shown
+  // chaos
+  std::uint64_t seed = 0;  // 0: from the clock (printed)
+  int seconds = 60;
+  int every_ms = 2000;
+  std::vector<std::string> faults;   // default kill, segv, hang
+  std::vector<std::string> targets;  // default every component
+  std::string at;                    // a schedule: "T:FAULT:NAME,..." (T like 500ms, 2s)
 };
 
 struct Verb {
@@ -60,5 +68,6 @@ int RunDlq(const Options& o);
 int RunUpdate(const Options& o);
 int RunRevert(const Options& o);
 int RunTop(const Options& o);
+int RunChaos(const Options& o);
 
 }  // namespace slate::cli

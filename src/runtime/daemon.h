@@ -188,6 +188,9 @@ class Daemon {
   void OnImageReady(const std::string& name, const spec::Component& c);
   void CheckProbations();
   nlohmann::json HandleUpdate(const nlohmann::json& request);
+  // `slate chaos`: one fault into one component, journaled (fault_injected)
+  // before it is made, so that a report can pair cause and recovery.
+  nlohmann::json HandleInject(const nlohmann::json& request);
   void DoImageStep(const core::ApplyStep& a, const std::function<void()>& finish);
   nlohmann::json ImageJson(const std::string& name) const;
 

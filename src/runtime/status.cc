@@ -100,6 +100,7 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
     return {{"ok", true}, {"message", r.message}};
   }
   if (verb == "dlq") return HandleDlq(request);
+  if (verb == "inject") return HandleInject(request);
   if (verb == "update" || verb == "revert") return HandleUpdate(request);
   if (verb == "start" || verb == "stop" || verb == "restart") {
     if (name.empty()) return Error(fmt::format("{} needs a \"name\"", verb));
@@ -135,6 +136,57 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
                                     it->second.process.pid())}};
   }
   return Error(fmt::format("unknown verb '{}'", verb));
+}
+
+nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
+  auto error = [](std::string message) {
+    return nlohmann::json{{"ok", false}, {"error", std::move(message)}};
+  };
+  const std::string name = request.value("name", "");
+  const std::string fault = request.contains("fault") && request["fault"].is_string()
+                                ? request["fault"].get<std::string>()
+                                : "";
+  static const std::map<std::string, int> kSignals = {
+      {"kill", SIGKILL}, {"segv", SIGSEGV}, {"abort", SIGABRT}, {"hang", SIGSTOP}};
+  const bool signal_fault = kSignals.contains(fault);
+  if (!signal_fault && fault != "bad_image") {
+    return error(fmt::format("unknown fault '{}' (kill, segv, abort, hang, bad_image)", fault));
+  }
+  core::Incarnation inc = sup_.IncarnationOf(name);
+  auto it = children_.find(inc);
+  if (name.empty() || inc == 0 || it == children_.end()) {
+    return error(fmt::format("'{}' has no running process", name));
+  }
+  // The spec of the component (an instance of a template has its template's).
+  const spec::Component* c = system_->FindComponent(name);
+  if (c == nullptr) c = system_->FindComponent(name.substr(0, name.find('@')));
+  if (fault == "hang" && (c == nullptr || !c->heartbeat)) {
+    return error(fmt::format("{} has no heartbeat: a hang would never be detected", name));
+  }
+  if (fault == "bad_image" && (c == nullptr || !images_ || c->name != name)) {
+    return error(fmt::format("{} has no image of its own to update", name));
+  }
+  core::Event e;
+  e.event = "fault_injected";
+  e.node = name;
+  e.pid = it->second.process.pid();
+  e.detail = fault;
+  DoEmit(e);
+  if (signal_fault) {
+    // As `slate kill`: only the main process; the end that follows is a
+    // failure like any crash (a stopped process is a hang once its
+    // heartbeat is overdue).
+    if (auto r = platform::SignalProcess(it->second.process, kSignals.at(fault)); !r) {
+      return error(r.error().message);
+    }
+    return {{"ok", true},
+            {"message", fmt::format("{} into {} (pid {})", fault, name, e.pid.value())}};
+  }
+  // An update to a program that fails at once: probation reverts it.
+  nlohmann::json reply = HandleUpdate({{"verb", "update"}, {"name", name}, {"path", "/bin/false"}});
+  if (reply.value("ok", false))
+    reply["message"] = fmt::format("bad_image into {}: {}", name, reply.value("message", ""));
+  return reply;
 }
 
 }  // namespace slate::runtime
