@@ -239,8 +239,8 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
     return c;
   }
   pid_t last = -1;
-  Measure(c, stamps, slate.pid(), o.kills, standby ? std::max(o.settle_ms, 20) : o.settle_ms,
-          &last, milliseconds(5000 + 20 * siblings));
+  Measure(c, stamps, slate.pid(), o.kills, standby ? std::max(o.settle_ms, 20) : o.settle_ms, &last,
+          milliseconds(5000 + 20 * siblings));
   if (c.status != "ok") {
     std::ifstream log(sub + "/run.log");
     std::string text((std::istreambuf_iterator<char>(log)), {});

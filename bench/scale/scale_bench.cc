@@ -16,8 +16,8 @@
 //
 //   slate_bench_scale [--sizes 10,100,1000] [--dirs DIR,DIR] [--status-calls N]
 //                     [--idle-ms MS] [--out FILE]
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -268,7 +268,8 @@ void Plot(const std::vector<Row>& rows) {
     for (const Row& r : rows) {
       const double v = f.value(r);
       const int marks = v > 0 && low > 0 ? 1 + static_cast<int>(8 * std::log10(v / low)) : 0;
-      fmt::print("  N={:<5} {:<10} {:<40} {}\n", r.n, r.fs_type, std::string(static_cast<std::size_t>(marks), '#'), f.text(v));
+      fmt::print("  N={:<5} {:<10} {:<40} {}\n", r.n, r.fs_type,
+                 std::string(static_cast<std::size_t>(marks), '#'), f.text(v));
     }
   }
 }
@@ -299,10 +300,11 @@ int Main(int argc, char** argv) {
       double baseline = Median(r.true_ns);
       std::string where = fmt::format("{} ({})", base, r.fs_type);
       if (r.status == "ok") {
-        fmt::print("{:>5} {:<18} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10} {:>10}\n",
-                   n, where, FormatNs(r.start_ns), static_cast<double>(r.rss_kb) / 1024.0,
-                   FormatNs(status), FormatNs(baseline), baseline > 0 ? status / baseline : 0,
-                   r.idle_switches, FormatNs(r.group_restart_ns), FormatNs(r.shutdown_ns));
+        fmt::print(
+            "{:>5} {:<18} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10} {:>10}\n", n,
+            where, FormatNs(r.start_ns), static_cast<double>(r.rss_kb) / 1024.0, FormatNs(status),
+            FormatNs(baseline), baseline > 0 ? status / baseline : 0, r.idle_switches,
+            FormatNs(r.group_restart_ns), FormatNs(r.shutdown_ns));
         plotted.push_back(r);
       } else {
         ok = false;

@@ -478,7 +478,7 @@ int RunTop(const Options& o) {
     // Only its end: the journal of a long-running system is large.
     in.seekg(0, std::ios::end);
     const std::streamoff size = in.tellg();
-    constexpr std::streamoff kTail = 64 * 1024;
+    constexpr std::streamoff kTail = std::streamoff{64} * 1024;
     in.seekg(size > kTail ? size - kTail : 0);
     if (size > kTail) in.ignore(kTail, '\n');  // a line cut in two
     for (std::string line; std::getline(in, line);) {
@@ -494,7 +494,7 @@ int RunTop(const Options& o) {
     } else {
       fmt::print("{}{}", frame > 0 ? "----\n" : "", text);
     }
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
   }
   return 0;
 }
@@ -583,7 +583,7 @@ int RunChaos(const Options& o) {
     const bool ok = (*r).value("ok", false);
     fmt::print("{:>8.3f}s  {:<9} {:<24} {}\n", static_cast<double>(at_ms) / 1000, fault, name,
                ok ? (*r).value("message", "") : "refused: " + (*r).value("error", ""));
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     if (ok)
       ++made[fault];
     else

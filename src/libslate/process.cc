@@ -158,7 +158,7 @@ int AwaitActivation(Process* p) {
                 fmt::format("slate_await_activation: tell the runtime: {}", std::strerror(errno)));
   }
   constexpr int kMaxFds = 253;  // SCM_MAX_FD
-  std::string text(64 * 1024, '\0');
+  std::string text(std::size_t{64} * 1024, '\0');
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   iovec iov{text.data(), text.size()};
   msghdr msg{};

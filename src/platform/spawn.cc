@@ -313,13 +313,13 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
     // (snprintf, not string concatenation: GCC 12 at -O3 flags the latter.)
     char detail[48] = "";
     if (step == ChildStep::kSetUid) {
-      std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.uid));
+      (void)std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.uid));
     } else if (step == ChildStep::kSetGid) {
-      std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.gid));
+      (void)std::snprintf(detail, sizeof detail, " %u", static_cast<unsigned>(plan.gid));
     } else if (step == ChildStep::kSetGroups) {
-      std::snprintf(detail, sizeof detail, " (%zu groups)", plan.group_count);
+      (void)std::snprintf(detail, sizeof detail, " (%zu groups)", plan.group_count);
     } else if (step == ChildStep::kCapabilities || step == ChildStep::kAmbient) {
-      std::snprintf(detail, sizeof detail, " (keep 0x%llx)", plan.keep_caps);
+      (void)std::snprintf(detail, sizeof detail, " (keep 0x%llx)", plan.keep_caps);
     }
     what.append(detail);
   }
