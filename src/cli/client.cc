@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -505,11 +506,12 @@ namespace {
 std::optional<long> Millis(std::string_view text) {
   double v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || v < 0) return std::nullopt;
+  // A day at most (and no inf or nan): a schedule is for one run.
+  if (ec != std::errc() || !std::isfinite(v) || v < 0) return std::nullopt;
   std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  if (unit == "ms") return static_cast<long>(v);
-  if (unit == "s") return static_cast<long>(v * 1000);
-  return std::nullopt;
+  const double ms = unit == "ms" ? v : unit == "s" ? v * 1000 : -1;
+  if (ms < 0 || ms > 86'400'000) return std::nullopt;
+  return static_cast<long>(ms);
 }
 
 struct Injection {

@@ -140,6 +140,9 @@ void Daemon::DoKill(const core::Kill& k) {
   if (auto r = platform::KillTree(it->second.process, k.signal); !r) {
     Say("{}: kill: {}", it->second.name, r.error().message);
   }
+  // A stopped process (SIGSTOP, a debugger, `slate chaos` hang) would keep
+  // the signal pending and never end: let it run to take it.
+  if (k.signal != SIGKILL) (void)platform::KillTree(it->second.process, SIGCONT);
 }
 
 void Daemon::DoEmit(const core::Event& e) {

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -36,7 +37,7 @@ Result<sockaddr_un> Address(const std::string& path) {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& path,
                                                              platform::EventLoop& loop,
-                                                             Handler handler) {
+                                                             Handler handler, RateLimit rate) {
   auto addr = Address(path);
   if (!addr) return addr.error();
   platform::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -62,7 +63,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& 
   if (::listen(fd.get(), 64) != 0)
     return MakeError(fmt::format("listen {}: {}", path, ErrnoText(errno)));
   std::unique_ptr<ControlServer> server(
-      new ControlServer(path, std::move(fd), loop, std::move(handler)));
+      new ControlServer(path, std::move(fd), loop, std::move(handler), rate));
   ControlServer* self = server.get();
   auto added = loop.Add(self->listen_fd_.get(), EPOLLIN, [self](std::uint32_t) { self->Accept(); });
   if (!added) return added.error();
@@ -70,11 +71,13 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Listen(const std::string& 
 }
 
 ControlServer::ControlServer(std::string path, platform::UniqueFd fd, platform::EventLoop& loop,
-                             Handler handler)
+                             Handler handler, RateLimit rate)
     : path_(std::move(path)),
       listen_fd_(std::move(fd)),
       loop_(loop),
-      handler_(std::move(handler)) {}
+      handler_(std::move(handler)),
+      rate_(rate),
+      tokens_(rate.burst) {}
 
 ControlServer::~ControlServer() {
   for (auto& [fd, c] : clients_) (void)loop_.Remove(fd);
@@ -97,8 +100,8 @@ void ControlServer::Accept() {
     }
     const auto now = std::chrono::steady_clock::now();
     tokens_ =
-        std::min(kBurst, tokens_ + kRequestsPerSecond *
-                                       std::chrono::duration<double>(now - refilled_).count());
+        std::min(rate_.burst, tokens_ + rate_.per_second *
+                                            std::chrono::duration<double>(now - refilled_).count());
     refilled_ = now;
     // Over the rate: read the request (closing a socket with unread data
     // would reset it and lose the reply), answer "busy", handle nothing.
@@ -134,13 +137,16 @@ void ControlServer::Readable(int fd) {
     }
     return;
   }
-  auto request = ParseRequest(std::string_view(c.buffer).substr(0, nl));
-  if (c.busy) {
+  if (c.busy) {  // not even parsed
     ++refused_;
     Reply(fd, {{"ok", false},
-               {"error", fmt::format("busy: more than {} requests per second; try again",
-                                     kRequestsPerSecond)}});
-  } else if (!request) {
+               {"error", fmt::format("busy: more than {:g} requests per second; try again",
+                                     rate_.per_second)}});
+    Drop(fd);
+    return;
+  }
+  auto request = ParseRequest(std::string_view(c.buffer).substr(0, nl));
+  if (!request) {
     ++refused_;
     Reply(fd, {{"ok", false}, {"error", request.error().message}});
   } else {
@@ -173,8 +179,10 @@ void ControlServer::Drop(int fd) {
   order_.erase(std::remove(order_.begin(), order_.end(), fd), order_.end());
 }
 
-Result<nlohmann::json> Call(const std::string& path, const nlohmann::json& request,
-                            int timeout_ms) {
+namespace {
+
+Result<nlohmann::json> CallOnce(const std::string& path, const nlohmann::json& request,
+                                int timeout_ms) {
   auto addr = Address(path);
   if (!addr) return addr.error();
   platform::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -208,6 +216,23 @@ Result<nlohmann::json> Call(const std::string& path, const nlohmann::json& reque
     return MakeError(fmt::format("malformed reply from {}", path));
   }
   return j;
+}
+
+}  // namespace
+
+Result<nlohmann::json> Call(const std::string& path, const nlohmann::json& request,
+                            int timeout_ms) {
+  // A runtime over its request rate (someone floods it) says "busy": an
+  // operator's stop or shutdown should still get through, so try again for
+  // a while, then give the busy reply back.
+  for (int attempt = 0;; ++attempt) {
+    auto reply = CallOnce(path, request, timeout_ms);
+    if (!reply || attempt == 40 || (*reply).value("ok", true) ||
+        !(*reply).value("error", "").starts_with("busy:")) {
+      return reply;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
 }
 
 }  // namespace slate::runtime

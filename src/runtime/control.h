@@ -8,9 +8,9 @@
 // kMaxRequest, a line that is not a JSON object, or a peer that sends more
 // than one line gets an error reply (when possible) and is disconnected;
 // none of this disturbs the runtime. At most kMaxClients connections are
-// open at once; a new one beyond that displaces the oldest. Beyond
-// kRequestsPerSecond (bursts of kBurst) a request gets a "busy" reply and
-// is not handled.
+// open at once; a new one beyond that displaces the oldest. Beyond the
+// RateLimit a request gets a "busy" reply and is not handled (Call retries
+// such a request for a while).
 #pragma once
 
 #include <chrono>
@@ -29,14 +29,18 @@
 
 namespace slate::runtime {
 
+// Requests handled per second, with bursts: a client that floods the
+// socket gets "busy" replies instead of the runtime's time.
+struct ControlRateLimit {
+  double per_second = 1000;
+  double burst = 200;
+};
+
 class ControlServer {
  public:
   static constexpr std::size_t kMaxRequest = std::size_t{64} * 1024;
   static constexpr std::size_t kMaxClients = 32;
-  // Connections accepted per second, with bursts of kBurst: a client that
-  // floods the socket gets "busy" replies instead of the runtime's time.
-  static constexpr double kRequestsPerSecond = 1000;
-  static constexpr double kBurst = 200;
+  using RateLimit = ControlRateLimit;
 
   // Answers one well-formed request (an object with a string "verb").
   using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
@@ -44,7 +48,8 @@ class ControlServer {
   // Binds and listens at `path` (replacing a stale socket file) and registers
   // with `loop`.
   static Result<std::unique_ptr<ControlServer>> Listen(const std::string& path,
-                                                       platform::EventLoop& loop, Handler handler);
+                                                       platform::EventLoop& loop, Handler handler,
+                                                       RateLimit rate = {});
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -59,8 +64,8 @@ class ControlServer {
     bool busy = false;  // accepted over the rate: answered "busy"
   };
 
-  ControlServer(std::string path, platform::UniqueFd fd, platform::EventLoop& loop,
-                Handler handler);
+  ControlServer(std::string path, platform::UniqueFd fd, platform::EventLoop& loop, Handler handler,
+                RateLimit rate);
   void Accept();
   void Readable(int fd);
   void Reply(int fd, const nlohmann::json& reply);
@@ -73,7 +78,8 @@ class ControlServer {
   std::map<int, Client> clients_;
   std::deque<int> order_;  // oldest first
   std::uint64_t refused_ = 0;
-  double tokens_ = kBurst;  // the rate limit's bucket
+  RateLimit rate_;
+  double tokens_ = 0;  // the rate limit's bucket
   std::chrono::steady_clock::time_point refilled_ = std::chrono::steady_clock::now();
 };
 

@@ -85,6 +85,7 @@ void Daemon::OnExit(core::Incarnation inc) {
     ps.signal = SIGKILL;
   }
   by_pid_.erase(child.process.pid());
+  hung_.erase(child.process.pid());
   if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
   std::string name = child.name;
   children_.erase(it);

@@ -152,24 +152,37 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   if (!signal_fault && fault != "bad_image") {
     return error(fmt::format("unknown fault '{}' (kill, segv, abort, hang, bad_image)", fault));
   }
-  core::Incarnation inc = sup_.IncarnationOf(name);
-  auto it = children_.find(inc);
-  if (name.empty() || inc == 0 || it == children_.end()) {
-    return error(fmt::format("'{}' has no running process", name));
-  }
-  // The spec of the component (an instance of a template has its template's).
+  // What the system file says first: the same answer whatever the moment.
   const spec::Component* c = system_->FindComponent(name);
   if (c == nullptr) c = system_->FindComponent(name.substr(0, name.find('@')));
-  if (fault == "hang" && (c == nullptr || !c->heartbeat)) {
+  if (c == nullptr) return error(fmt::format("no component named '{}'", name));
+  if (fault == "hang" && !c->heartbeat) {
     return error(fmt::format("{} has no heartbeat: a hang would never be detected", name));
   }
-  if (fault == "bad_image" && (c == nullptr || !images_ || c->name != name)) {
-    return error(fmt::format("{} has no image of its own to update", name));
+  if (fault == "bad_image") {
+    if (!images_ || c->name != name) return error(fmt::format("{} has no image of its own", name));
+    if (probation_.contains(name)) return error(fmt::format("{} is in probation already", name));
+  }
+  // Then the moment: only a running process (a hang while it starts or
+  // stops would be caught late or never), and not one already hung.
+  std::string state;
+  for (const core::NodeStatus& n : sup_.Status()) {
+    if (n.name == name) state = n.state;
+  }
+  core::Incarnation inc = sup_.IncarnationOf(name);
+  auto it = children_.find(inc);
+  if (state != "running" || inc == 0 || it == children_.end()) {
+    return error(fmt::format("{} is not running ({})", name, state.empty() ? "?" : state));
+  }
+  const pid_t pid = it->second.process.pid();
+  if (hung_.contains(pid)) {
+    return error(
+        fmt::format("{} (pid {}) is hung already, until its heartbeat is overdue", name, pid));
   }
   core::Event e;
   e.event = "fault_injected";
   e.node = name;
-  e.pid = it->second.process.pid();
+  e.pid = pid;
   e.detail = fault;
   DoEmit(e);
   if (signal_fault) {
@@ -179,13 +192,14 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
     if (auto r = platform::SignalProcess(it->second.process, kSignals.at(fault)); !r) {
       return error(r.error().message);
     }
-    return {{"ok", true},
-            {"message", fmt::format("{} into {} (pid {})", fault, name, e.pid.value())}};
+    if (fault == "hang") hung_.insert(pid);
+    return {{"ok", true}, {"message", fmt::format("{} into {} (pid {})", fault, name, pid)}};
   }
   // An update to a program that fails at once: probation reverts it.
   nlohmann::json reply = HandleUpdate({{"verb", "update"}, {"name", name}, {"path", "/bin/false"}});
-  if (reply.value("ok", false))
+  if (reply.value("ok", false)) {
     reply["message"] = fmt::format("bad_image into {}: {}", name, reply.value("message", ""));
+  }
   return reply;
 }
 
