@@ -130,6 +130,8 @@ std::vector<char*> PointerArray(const std::vector<std::string>& strings) {
 
 // Everything the child will read, kept alive across the launch.
 struct PreparedChild {
+  std::vector<int> limit_resources;
+  std::vector<unsigned long long> limit_values;
   std::vector<char*> argv;
   std::vector<char*> envp;
   std::vector<FdMove> moves;
@@ -448,6 +450,13 @@ Result<Process> Spawn(const SpawnRequest& request) {
   }
   child.plan.no_new_privs = request.no_new_privs;
   child.plan.die_with_parent = request.die_with_us;
+  for (const SpawnRequest::Limit& l : request.limits) {
+    child.limit_resources.push_back(l.resource);
+    child.limit_values.push_back(l.value);
+  }
+  child.plan.limit_resources = child.limit_resources.data();
+  child.plan.limit_values = child.limit_values.data();
+  child.plan.limit_count = child.limit_resources.size();
   child.plan.parent = ::getpid();
   if (request.mounts != nullptr) {
     child.plan.join_namespace = request.mounts->fd();

@@ -106,6 +106,14 @@ struct SpawnRequest {
   // with SIGKILL leaves no component running. Its own children are not
   // covered; the next runtime kills what is left in its cgroups.
   bool die_with_us = false;
+  // setrlimit in the child (soft = hard = value), before its identity
+  // changes (raising a hard limit needs CAP_SYS_RESOURCE, which it may then
+  // no longer have). RLIMIT_* resource numbers.
+  struct Limit {
+    int resource;
+    std::uint64_t value;
+  };
+  std::vector<Limit> limits;
 };
 
 // Starts request.argv[0] as a child and returns once it has executed the

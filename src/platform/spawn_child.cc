@@ -184,6 +184,15 @@ SLATE_CHILD_CODE void ChildSetCapabilities(ChildPlan* plan, unsigned long long c
 }
 
 SLATE_CHILD_CODE void ChildDropPrivileges(ChildPlan* plan) {
+  for (size_t i = 0; i < plan->limit_count; ++i) {
+    struct {
+      unsigned long long cur;
+      unsigned long long max;
+    } limit = {plan->limit_values[i], plan->limit_values[i]};
+    if (syscall(SYS_prlimit64, 0, plan->limit_resources[i], &limit, nullptr) != 0) {
+      ChildFail(plan, ChildStep::kLimits, errno);
+    }
+  }
   if (plan->drop_caps) {
     // Bits the kernel does not know end the loop with EINVAL.
     for (unsigned long cap = 0; cap < 64; ++cap) {
@@ -352,6 +361,7 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kAmbient: return "raise ambient capabilities";
     case ChildStep::kNoNewPrivs: return "set no_new_privs";
     case ChildStep::kParentDeath: return "set the parent-death signal";
+    case ChildStep::kLimits: return "setrlimit";
   }
   return "unknown step";
 }

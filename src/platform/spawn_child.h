@@ -33,7 +33,8 @@ enum class ChildStep : int {
   kSetUid,
   kAmbient,
   kNoNewPrivs,
-  kParentDeath
+  kParentDeath,
+  kLimits
 };
 
 // What a step was doing, for the parent's Error message.
@@ -113,6 +114,10 @@ struct ChildPlan {
   // PR_SET_PDEATHSIG(SIGKILL) last before execve; then, if our parent is no
   // longer `parent` (it died before that took effect), fail.
   bool die_with_parent = false;
+  // setrlimit each, first of the privilege steps.
+  const int* limit_resources = nullptr;
+  const unsigned long long* limit_values = nullptr;
+  size_t limit_count = 0;
   pid_t parent = 0;
   // Written by the child before it exits on failure.
   int failed_step = 0;  // a ChildStep

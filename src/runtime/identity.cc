@@ -10,6 +10,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,15 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
   if (drop_capabilities_) req->capabilities = c.capabilities;
   req->no_new_privs = c.no_new_privs;
   req->die_with_us = true;
+  const spec::Component::Limits& l = c.limits;
+  if (l.nofile) req->limits.push_back({RLIMIT_NOFILE, *l.nofile});
+  if (l.nproc) req->limits.push_back({RLIMIT_NPROC, *l.nproc});
+  if (l.address_space) req->limits.push_back({RLIMIT_AS, *l.address_space});
+  if (l.cpu) {
+    req->limits.push_back(
+        {RLIMIT_CPU, static_cast<std::uint64_t>(
+                         std::chrono::duration_cast<std::chrono::seconds>(*l.cpu).count())});
+  }
   auto it = identities_.find(c.name);
   if (it == identities_.end()) return std::monostate{};
   req->identity = it->second;

@@ -108,6 +108,13 @@ struct Component {
   // The capabilities it keeps, 1 << CAP_* each; every other one is dropped.
   std::uint64_t capabilities = 0;
   bool no_new_privs = true;
+  // Resource limits (setrlimit, soft = hard), each optional.
+  struct Limits {
+    std::optional<std::uint64_t> nofile;         // RLIMIT_NOFILE: open descriptors
+    std::optional<std::uint64_t> nproc;          // RLIMIT_NPROC: processes of its user
+    std::optional<std::uint64_t> address_space;  // RLIMIT_AS: bytes
+    std::optional<Duration> cpu;                 // RLIMIT_CPU: whole seconds of CPU time
+  } limits;
 };
 
 struct Supervisor {

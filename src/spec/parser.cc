@@ -65,6 +65,7 @@ class Reader {
   Supervisor ReadSupervisor(TableReader& r);
   Component ReadComponent(TableReader& r);
   void ReadIdentity(TableReader& r, Component& c);
+  void ReadLimits(TableReader& r, Component& c);
   Channel ReadChannel(TableReader& r);
   Device ReadDevice(TableReader& r);
 
@@ -359,6 +360,23 @@ void Reader::ReadIdentity(TableReader& r, Component& c) {
   if (auto v = r.Bool("no_new_privs")) c.no_new_privs = *v;
 }
 
+void Reader::ReadLimits(TableReader& parent, Component& c) {
+  const toml::table* t = parent.Table("limits");
+  if (t == nullptr) return;
+  TableReader r(ctx_, *t, parent.path() + ".limits");
+  if (auto v = r.Integer("nofile", 1, 1 << 20)) c.limits.nofile = static_cast<std::uint64_t>(*v);
+  if (auto v = r.Integer("nproc", 1, 1 << 22)) c.limits.nproc = static_cast<std::uint64_t>(*v);
+  if (auto v = r.Size("address_space")) c.limits.address_space = *v;
+  if (auto v = r.DurationValue("cpu", false)) {
+    if (*v < std::chrono::seconds(1)) {
+      r.BadValue("cpu", "the CPU limit counts whole seconds: at least 1s");
+    } else {
+      c.limits.cpu = *v;
+    }
+  }
+  r.Finish();
+}
+
 Component Reader::ReadComponent(TableReader& r) {
   Component c;
   if (auto v = ReadCommand(r, "exec")) {
@@ -394,6 +412,7 @@ Component Reader::ReadComponent(TableReader& r) {
   if (auto v = r.Bool("significant")) c.significant = *v;
   if (auto v = r.Bool("critical")) c.critical = *v;
   ReadIdentity(r, c);
+  ReadLimits(r, c);
   if (const toml::node* n = r.Get("normal_exit_codes")) {
     const toml::array* a = n->as_array();
     if (a == nullptr) {

@@ -1,6 +1,8 @@
 // More of `slate run` end to end: strategies across real processes, the
 // journal and logs through the CLI, sd_notify towards our own parent, and
 // an idle runtime that does not wake up.
+#include <sstream>
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -238,6 +240,46 @@ exec = ["/bin/sleep", "100"]
   CommandOutput gone = s.Cli({"top", "--count", "1"});
   EXPECT_EQ(gone.code, 1);
   EXPECT_NE(gone.out.find("no system is running"), std::string::npos) << gone.out;
+}
+
+// "Max open files  64  64  files" -> "64 64", from /proc/PID/limits as cat printed it.
+std::string LimitOf(const std::string& limits, const std::string& name) {
+  std::istringstream in(limits);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with(name)) continue;
+    std::istringstream words(line.substr(name.size()));
+    std::string soft, hard;
+    words >> soft >> hard;
+    return soft + " " + hard;
+  }
+  return "?";
+}
+
+TEST(Run, AComponentGetsTheResourceLimitsItsFileGivesIt) {
+  SystemUnderTest s(R"(
+[supervisor.main]
+children = ["limited", "free"]
+[component.limited]
+exec = ["/bin/sh", "-c", "cat /proc/self/limits; exec sleep 100"]
+limits = { nofile = 64, nproc = 5000, address_space = "512MiB", cpu = "30s" }
+[component.free]
+exec = ["/bin/sh", "-c", "cat /proc/self/limits; exec sleep 100"]
+)");
+  s.StartReady();
+  for (const char* n : {"limited", "free"}) {
+    ASSERT_TRUE(SystemUnderTest::WaitUntil(
+        [&] { return s.ComponentLog(n).find("Max cpu time") != std::string::npos; },
+        milliseconds(3000)));
+  }
+  const std::string limited = s.ComponentLog("limited");
+  EXPECT_EQ(LimitOf(limited, "Max open files"), "64 64") << limited;
+  EXPECT_EQ(LimitOf(limited, "Max processes"), "5000 5000") << limited;
+  EXPECT_EQ(LimitOf(limited, "Max address space"), "536870912 536870912") << limited;
+  EXPECT_EQ(LimitOf(limited, "Max cpu time"), "30 30") << limited;
+  // A component without limits keeps the runtime's.
+  EXPECT_EQ(LimitOf(s.ComponentLog("free"), "Max cpu time"), "unlimited unlimited");
+  EXPECT_EQ(s.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(s.Wait(), 0);
 }
 
 TEST(Run, TellsItsOwnParentWhenReady) {
