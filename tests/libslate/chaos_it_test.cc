@@ -13,16 +13,6 @@
 namespace slate::testing {
 namespace {
 
-std::vector<std::uint64_t> Counted(const std::string& path) {
-  std::vector<std::uint64_t> out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  std::uint64_t v = 0;
-  while (::read(fd, &v, 8) == 8) out.push_back(v);
-  ::close(fd);
-  return out;
-}
-
 TEST(Chaos, EveryInjectionIsJournaledFirstAndEndsInTheFaultItNames) {
   SystemUnderTest sut(R"(
 [supervisor.main]
@@ -76,7 +66,7 @@ exec = ["/bin/sleep", "1000"]
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] { return sut.Node("a")["state"] == "running" && sut.Node("b")["state"] == "running"; },
       milliseconds(5000)));
-  std::vector<std::uint64_t> counts = Counted((fs::path(sut.dir()) / "a.out").string());
+  std::vector<std::uint64_t> counts = ReadNumbers((fs::path(sut.dir()) / "a.out").string());
   for (std::size_t i = 1; i < counts.size(); ++i) ASSERT_GT(counts[i], counts[i - 1]) << i;
 
   // A schedule: exactly what it lists; a fault a target cannot take is

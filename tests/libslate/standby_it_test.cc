@@ -15,16 +15,6 @@
 namespace slate::testing {
 namespace {
 
-std::vector<std::uint64_t> Recorded(const std::string& path) {
-  std::vector<std::uint64_t> ids;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ids;
-  std::uint64_t id = 0;
-  while (::read(fd, &id, 8) == 8) ids.push_back(id);
-  ::close(fd);
-  return ids;
-}
-
 // The parked spares of `name` in `slate status --json`.
 std::vector<int> ParkedSpares(const SystemUnderTest& sut, const std::string& name) {
   std::vector<int> pids;
@@ -89,9 +79,9 @@ to = "b"
 
   // The promoted spare got the channel: every message arrives, in order.
   const std::string out = (fs::path(sut.dir()) / "b.out").string();
-  EXPECT_TRUE(
-      SystemUnderTest::WaitUntil([&] { return Recorded(out).size() >= 400; }, milliseconds(10000)));
-  std::vector<std::uint64_t> ids = Recorded(out);
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return ReadNumbers(out).size() >= 400; },
+                                         milliseconds(10000)));
+  std::vector<std::uint64_t> ids = ReadNumbers(out);
   ASSERT_EQ(ids.size(), 400u);
   for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
 
@@ -160,9 +150,9 @@ state = { size = "16MiB" }
         return true;
       },
       milliseconds(5000)));
-  const std::size_t before = Recorded((fs::path(sut.dir()) / "x.out").string()).size();
+  const std::size_t before = ReadNumbers((fs::path(sut.dir()) / "x.out").string()).size();
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return Recorded((fs::path(sut.dir()) / "x.out").string()).size() >= before + 3; },
+      [&] { return ReadNumbers((fs::path(sut.dir()) / "x.out").string()).size() >= before + 3; },
       milliseconds(5000)));
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
@@ -250,13 +240,13 @@ to = "b"
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
         return sut.ComponentLog("p").find("produced up to 300") != std::string::npos &&
-               ParkedSpares(sut, "b").size() == 1 && Recorded(a_out).size() >= 3;
+               ParkedSpares(sut, "b").size() == 1 && ReadNumbers(a_out).size() >= 3;
       },
       milliseconds(10000)))
       << sut.Status().dump();
   std::vector<int> pids = ParkedSpares(sut, "b");
   for (const char* n : {"p", "b", "a"}) pids.push_back(sut.Node(n)["pid"].get<int>());
-  const std::size_t consumed_before = Recorded(b_out).size();
+  const std::size_t consumed_before = ReadNumbers(b_out).size();
   ASSERT_LT(consumed_before, 300u) << "nothing left queued to check";
 
   ::kill(sut.pid(), SIGKILL);
@@ -266,23 +256,23 @@ to = "b"
       milliseconds(2000)))
       << "a component outlived the runtime";
   // What was committed and queued then: the last count and the ids received.
-  const std::vector<std::uint64_t> counted = Recorded(a_out);
+  const std::vector<std::uint64_t> counted = ReadNumbers(a_out);
   ASSERT_FALSE(counted.empty());
 
   sut.StartReady();
   // The consumer goes on where it was: every id once, in order.
-  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return Recorded(b_out).size() >= 300; },
+  ASSERT_TRUE(SystemUnderTest::WaitUntil([&] { return ReadNumbers(b_out).size() >= 300; },
                                          milliseconds(20000)))
-      << Recorded(b_out).size() << " of 300\n"
+      << ReadNumbers(b_out).size() << " of 300\n"
       << sut.RunLog();
-  std::vector<std::uint64_t> ids = Recorded(b_out);
+  std::vector<std::uint64_t> ids = ReadNumbers(b_out);
   ASSERT_EQ(ids.size(), 300u);
   for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
   // The counter goes on from its last committed count (the last one it
   // wrote down may be one ahead of nothing, never behind).
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] { return Recorded(a_out).size() >= counted.size() + 2; }, milliseconds(5000)));
-  std::vector<std::uint64_t> after = Recorded(a_out);
+      [&] { return ReadNumbers(a_out).size() >= counted.size() + 2; }, milliseconds(5000)));
+  std::vector<std::uint64_t> after = ReadNumbers(a_out);
   EXPECT_EQ(after[counted.size()], counted.back() + 1);
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
