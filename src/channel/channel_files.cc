@@ -246,9 +246,31 @@ ChannelResult<CrashCharge> ChannelFiles::OnConsumerCrashed() {
   if (count >= geometry_.max_deliveries) {
     if (auto st = DeadLetterHead(head, count); !st) return st.error();
     charge.dead_lettered = true;
+    if (poisoned() == head) Word64(runtime_.data(), offset::kPoison).store(0);
   }
   charged_epoch.store(*epoch);
   return charge;
+}
+
+ChannelResult<std::uint64_t> ChannelFiles::Poison() {
+  auto poison = Word64(runtime_.data(), offset::kPoison);
+  // The consumer records a delivery before it reads the mark: if it was
+  // handed the chosen message meanwhile, choose the next one.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto end = ReadPublishedEnd();
+    if (!end) return end.error();
+    poison.store(*end, std::memory_order_seq_cst);
+    auto delivered =
+        ReadWord(consumer_fd_.get(), offset::kDelivered, Culprit::kConsumer, kConsumerFile);
+    if (!delivered) return delivered.error();
+    if (*delivered <= *end) return *end;
+  }
+  poison.store(0);
+  return MakeChannelError(Errc::kBusy, "the consumer kept overtaking the mark");
+}
+
+std::uint64_t ChannelFiles::poisoned() const {
+  return Load64(runtime_.data(), offset::kPoison);
 }
 
 ChannelStatus ChannelFiles::DeadLetterHead(std::uint64_t id, std::uint32_t deliveries) {

@@ -124,6 +124,15 @@ class ChannelFiles {
   // ring has no free slot; kNotFound for an id that is not a dead letter.
   ChannelResult<std::uint64_t> Requeue(std::uint64_t dead_letter_id);
 
+  // `slate chaos`: poisons the next message its consumer will be handed for
+  // the first time (the end of the published stream: the next one to come
+  // if the channel is empty), so that the consumer aborts each time it is
+  // handed it, until max_deliveries dead-letters it (OnConsumerCrashed then
+  // clears the mark). Returns its id. A consumer handed it in the very
+  // instant of the call may miss the mark; then nothing happens.
+  ChannelResult<std::uint64_t> Poison();
+  std::uint64_t poisoned() const;  // 0: none
+
   // Purges one dead letter, or all of them. Record first, then memory.
   ChannelStatus Purge(std::uint64_t dead_letter_id);
   ChannelStatus PurgeAll();

@@ -1,6 +1,8 @@
 #include "channel/consumer.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -174,6 +176,13 @@ ChannelResult<Received> Consumer::Receive(std::span<std::byte> buffer,
   ++delivered_;
   if (++delivered_slot_ == r_.shape.capacity) delivered_slot_ = 0;
   Word64(r_.own.data(), offset::kDelivered).store(delivered_, std::memory_order_release);
+  // The poison word shares its cache line with kRepairs, which Heal reads on
+  // every call: this costs no extra miss.
+  if (id == Load64(r_.runtime.data(), offset::kPoison, std::memory_order_relaxed)) {
+    (void)std::fprintf(stderr, "slate: message %llu was poisoned by slate chaos; aborting\n",
+                       static_cast<unsigned long long>(id));
+    std::abort();
+  }
   return Received{id, length};
 }
 

@@ -117,6 +117,11 @@ inline constexpr std::size_t kConsumerDown = 108;
 // that caches its peer's position reads it on each call and drops the cache
 // when it changed: a repair may move that position back.
 inline constexpr std::size_t kRepairs = 112;
+// u64: a message id poisoned by `slate chaos` (0: none). A consumer handed
+// that id aborts right after recording the delivery, as one whose code
+// cannot handle it would; the runtime clears it when the message is
+// dead-lettered. Zero in every channel made before it existed.
+inline constexpr std::size_t kPoison = 120;
 // a slot, from its start
 inline constexpr std::size_t kSlotId = 0;      // u64
 inline constexpr std::size_t kSlotLength = 8;  // u32

@@ -27,12 +27,8 @@
 #include "runtime/control.h"
 
 namespace slate::cli {
-namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kRuntimeError = 1;
-constexpr int kUsageError = 2;
 
 std::string StateDir(const Options& o) {
   if (!o.state_dir.empty()) return o.state_dir;
@@ -43,6 +39,11 @@ std::string StateDir(const Options& o) {
 std::string SocketPath(const Options& o) {
   return (fs::path(StateDir(o)) / "control.sock").string();
 }
+
+namespace {
+
+constexpr int kRuntimeError = 1;
+constexpr int kUsageError = 2;
 
 // Sends a request; prints the error or the message. Returns the exit code.
 int Simple(const Options& o, const nlohmann::json& request) {
@@ -453,6 +454,28 @@ int RunKill(const Options& o) {
   return Simple(o, {{"verb", "kill"}, {"name", o.name}, {"signal", o.signal}});
 }
 
+std::string TopFrame(const nlohmann::json& status, const std::string& journal, int events) {
+  std::string text = RenderStatus(status);
+  // The latest events: what just happened to the tree.
+  std::deque<std::string> last;
+  std::ifstream in(journal);
+  // Only its end: the journal of a long-running system is large.
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  constexpr std::streamoff kTail = std::streamoff{64} * 1024;
+  in.seekg(size > kTail ? size - kTail : 0);
+  if (size > kTail) in.ignore(kTail, '\n');  // a line cut in two
+  for (std::string line; std::getline(in, line);) {
+    last.push_back(EventLine(line, false));
+    if (last.size() > static_cast<std::size_t>(events)) last.pop_front();
+  }
+  if (!last.empty()) {
+    text += "\nlatest events\n";
+    for (const std::string& e : last) text += e + "\n";
+  }
+  return text;
+}
+
 // `slate top`: the status, redrawn every interval, with the latest events
 // under it. On a terminal the screen is redrawn in place; otherwise each
 // frame is printed after the last, separated by a line.
@@ -472,24 +495,7 @@ int RunTop(const Options& o) {
                  reply.error().message);
       return 0;
     }
-    std::string text = RenderStatus((*reply)["status"]);
-    // The latest events: what just happened to the tree.
-    std::deque<std::string> last;
-    std::ifstream in(journal);
-    // Only its end: the journal of a long-running system is large.
-    in.seekg(0, std::ios::end);
-    const std::streamoff size = in.tellg();
-    constexpr std::streamoff kTail = std::streamoff{64} * 1024;
-    in.seekg(size > kTail ? size - kTail : 0);
-    if (size > kTail) in.ignore(kTail, '\n');  // a line cut in two
-    for (std::string line; std::getline(in, line);) {
-      last.push_back(EventLine(line, false));
-      if (last.size() > static_cast<std::size_t>(o.events)) last.pop_front();
-    }
-    if (!last.empty()) {
-      text += "\nlatest events\n";
-      for (const std::string& e : last) text += e + "\n";
-    }
+    std::string text = TopFrame((*reply)["status"], journal, o.events);
     if (terminal) {
       fmt::print("\x1b[H\x1b[2J{}", text);  // home, clear, draw
     } else {
@@ -497,148 +503,6 @@ int RunTop(const Options& o) {
     }
     (void)std::fflush(stdout);
   }
-  return 0;
-}
-
-namespace {
-
-// "500ms", "2s", "1.5s" -> milliseconds; nullopt when malformed.
-std::optional<long> Millis(std::string_view text) {
-  double v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  // A day at most (and no inf or nan): a schedule is for one run.
-  if (ec != std::errc() || !std::isfinite(v) || v < 0) return std::nullopt;
-  std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  const double ms = unit == "ms" ? v : unit == "s" ? v * 1000 : -1;
-  if (ms < 0 || ms > 86'400'000) return std::nullopt;
-  return static_cast<long>(ms);
-}
-
-struct Injection {
-  long at_ms = 0;
-  std::string fault;
-  std::string name;
-};
-
-}  // namespace
-
-int RunChaos(const Options& o) {
-  using Clock = std::chrono::steady_clock;
-  static const std::vector<std::string> kFaults = {"kill", "segv", "abort", "hang", "bad_image"};
-  std::vector<std::string> faults =
-      o.faults.empty() ? std::vector<std::string>{"kill", "segv", "hang"} : o.faults;
-  for (const std::string& f : faults) {
-    if (std::find(kFaults.begin(), kFaults.end(), f) == kFaults.end()) {
-      fmt::print(stderr, "slate chaos: unknown fault '{}' (kill, segv, abort, hang, bad_image)\n",
-                 f);
-      return kUsageError;
-    }
-  }
-  std::vector<Injection> schedule;
-  if (!o.at.empty()) {
-    std::string_view rest = o.at;
-    while (!rest.empty()) {
-      std::string_view item = rest.substr(0, rest.find(','));
-      rest = item.size() < rest.size() ? rest.substr(item.size() + 1) : std::string_view{};
-      const std::size_t c1 = item.find(':');
-      const std::size_t c2 = c1 == std::string_view::npos ? c1 : item.find(':', c1 + 1);
-      std::optional<long> at =
-          c1 == std::string_view::npos ? std::nullopt : Millis(item.substr(0, c1));
-      if (!at || c2 == std::string_view::npos || c2 + 1 >= item.size()) {
-        fmt::print(stderr, "slate chaos: --at entry '{}' is not TIME:FAULT:NAME\n", item);
-        return kUsageError;
-      }
-      schedule.push_back(
-          {*at, std::string(item.substr(c1 + 1, c2 - c1 - 1)), std::string(item.substr(c2 + 1))});
-      if (std::find(kFaults.begin(), kFaults.end(), schedule.back().fault) == kFaults.end()) {
-        fmt::print(stderr, "slate chaos: unknown fault '{}'\n", schedule.back().fault);
-        return kUsageError;
-      }
-    }
-    std::stable_sort(schedule.begin(), schedule.end(),
-                     [](const Injection& a, const Injection& b) { return a.at_ms < b.at_ms; });
-  }
-  const std::uint64_t seed =
-      o.seed != 0 ? o.seed
-                  : static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) | 1;
-  std::mt19937_64 rng(seed);
-  auto status = runtime::Call(SocketPath(o), {{"verb", "status"}});
-  if (!status) {
-    fmt::print(stderr, "slate chaos: {}\n", status.error().message);
-    return kRuntimeError;
-  }
-  if (schedule.empty()) {
-    fmt::print("slate chaos: seed {}, {} s, a fault every ~{} ms from {}\n", seed, o.seconds,
-               o.every_ms, fmt::join(faults, ","));
-  } else {
-    fmt::print("slate chaos: {} scheduled faults\n", schedule.size());
-  }
-  std::map<std::string, int> made;
-  int refused = 0;
-  auto inject = [&](long at_ms, const std::string& fault, const std::string& name) {
-    auto r = runtime::Call(SocketPath(o), {{"verb", "inject"}, {"name", name}, {"fault", fault}});
-    if (!r) {
-      fmt::print("{:>8.3f}s  {:<9} {:<24} {}\n", static_cast<double>(at_ms) / 1000, fault, name,
-                 r.error().message);
-      return false;
-    }
-    const bool ok = (*r).value("ok", false);
-    fmt::print("{:>8.3f}s  {:<9} {:<24} {}\n", static_cast<double>(at_ms) / 1000, fault, name,
-               ok ? (*r).value("message", "") : "refused: " + (*r).value("error", ""));
-    (void)std::fflush(stdout);
-    if (ok)
-      ++made[fault];
-    else
-      ++refused;
-    return ok;
-  };
-  const auto start = Clock::now();
-  auto elapsed_ms = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-  };
-  if (!schedule.empty()) {
-    for (const Injection& i : schedule) {
-      std::this_thread::sleep_until(start + std::chrono::milliseconds(i.at_ms));
-      inject(elapsed_ms(), i.fault, i.name);
-    }
-  } else {
-    std::uniform_real_distribution<double> jitter(0.5, 1.5);
-    const auto end = start + std::chrono::seconds(o.seconds);
-    for (;;) {
-      const auto next =
-          Clock::now() + std::chrono::milliseconds(static_cast<long>(o.every_ms * jitter(rng)));
-      if (next >= end) break;
-      std::this_thread::sleep_until(next);
-      // The components running now, of those targeted.
-      auto st = runtime::Call(SocketPath(o), {{"verb", "status"}});
-      if (!st) {
-        fmt::print("slate chaos: the system is gone ({})\n", st.error().message);
-        break;
-      }
-      std::vector<std::string> running;
-      for (const auto& n : (*st)["status"]["nodes"]) {
-        const std::string name = n.value("name", "");
-        if (n.value("kind", "") != "component" || n.value("state", "") != "running") continue;
-        if (!o.targets.empty() &&
-            std::find(o.targets.begin(), o.targets.end(), name) == o.targets.end()) {
-          continue;
-        }
-        running.push_back(name);
-      }
-      if (running.empty()) continue;
-      const std::string name = running[rng() % running.size()];
-      // A fault the target cannot take (a hang without a heartbeat) is
-      // refused: the next one in the list is tried.
-      const std::size_t first = rng() % faults.size();
-      for (std::size_t k = 0; k < faults.size(); ++k) {
-        if (inject(elapsed_ms(), faults[(first + k) % faults.size()], name)) break;
-      }
-    }
-  }
-  std::string summary;
-  for (const auto& [fault, n] : made) summary += fmt::format(" {} {}", fault, n);
-  fmt::print("slate chaos: injected{}{}\n", summary.empty() ? " nothing" : summary,
-             refused > 0 ? fmt::format(" ({} refused)", refused) : "");
   return 0;
 }
 

@@ -61,9 +61,14 @@ const std::vector<Verb>& Verbs() {
        "(the same seed, the same draws); or, with --at, exactly the faults listed there\n"
        "(\"500ms:segv:api,2s:hang:sensor\"). Faults: kill (SIGKILL), segv (SIGSEGV),\n"
        "abort (SIGABRT), hang (SIGSTOP; only components with a heartbeat), bad_image\n"
-       "(an update to a program that fails at once; probation reverts it). Each is a\n"
-       "fault_injected event in the journal, before the fault.\n"
-       "Exit: 0, 1 when no system is running, 2 bad usage.",
+       "(an update to a program that fails at once; probation reverts it), poison (the\n"
+       "next message of a channel the component consumes aborts it on each delivery,\n"
+       "until it is dead-lettered), corrupt_state (bits flipped in one value of its\n"
+       "store), wedge_device (its device's `wedge` command). Each is a fault_injected\n"
+       "event in the journal, before the fault. --report pairs each with its detection,\n"
+       "remedy and recovery; --view shows the live view meanwhile.\n"
+       "Exit: 0; 1 when no system is running, it went away, or --max-recovery-ms\n"
+       "failed; 2 bad usage.",
        "",
        [](CLI::App& app, Options& o) {
          StateDirOpt(app, o);
@@ -76,6 +81,18 @@ const std::vector<Verb>& Verbs() {
              ->delimiter(',');
          app.add_option("--targets", o.targets, "which components (default all)")->delimiter(',');
          app.add_option("--at", o.at, "a schedule instead: T:FAULT:NAME,... (T: 500ms, 2s)");
+         app.add_flag("--view", o.view, "show the live view (as slate top) while injecting");
+         app.add_flag("--report", o.report,
+                      "at the end, wait for the system to settle and pair each fault with its "
+                      "detection, remedy and recovery");
+         app.add_option("--report-json", o.report_json, "also write the report to FILE as JSON");
+         app.add_option("--settle", o.settle_s,
+                        "seconds the report waits for every component to run (default 15)")
+             ->check(CLI::Range(0, 3600));
+         app.add_option("--max-recovery-ms", o.max_recovery_ms,
+                        "exit 1 if a fault was not recovered from within this bound, or "
+                        "something was given up")
+             ->check(CLI::Range(1L, 3600000L));
        },
        RunChaos},
       {"events", "print the event journal",

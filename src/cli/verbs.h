@@ -38,6 +38,11 @@ struct Options {
   std::vector<std::string> faults;   // default kill, segv, hang
   std::vector<std::string> targets;  // default every component
   std::string at;                    // a schedule: "T:FAULT:NAME,..." (T like 500ms, 2s)
+  bool view = false;                 // the live view while injecting
+  bool report = false;               // a report at the end
+  std::string report_json;           // ... also written here as JSON
+  int settle_s = 15;                 // how long the report waits for the system to recover
+  long max_recovery_ms = 0;          // >0: exit 1 when a recovery takes longer (or fails)
 };
 
 struct Verb {

@@ -1,6 +1,8 @@
 // The control socket's verbs (docs/control-protocol.md) and `status`.
 #include <csignal>
 #include <cstring>
+#include <memory>
+#include <random>
 
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 
 #include "platform/signal_process.h"
 #include "runtime/daemon.h"
+#include "runtime/say.h"
 
 namespace slate::runtime {
 namespace {
@@ -149,8 +152,12 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   static const std::map<std::string, int> kSignals = {
       {"kill", SIGKILL}, {"segv", SIGSEGV}, {"abort", SIGABRT}, {"hang", SIGSTOP}};
   const bool signal_fault = kSignals.contains(fault);
-  if (!signal_fault && fault != "bad_image") {
-    return error(fmt::format("unknown fault '{}' (kill, segv, abort, hang, bad_image)", fault));
+  if (!signal_fault && fault != "bad_image" && fault != "poison" && fault != "corrupt_state" &&
+      fault != "wedge_device") {
+    return error(fmt::format(
+        "unknown fault '{}' (kill, segv, abort, hang, bad_image, poison, corrupt_state, "
+        "wedge_device)",
+        fault));
   }
   // What the system file says first: the same answer whatever the moment.
   const spec::Component* c = system_->FindComponent(name);
@@ -162,6 +169,40 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   if (fault == "bad_image") {
     if (!images_ || c->name != name) return error(fmt::format("{} has no image of its own", name));
     if (probation_.contains(name)) return error(fmt::format("{} is in probation already", name));
+  }
+  // poison: a channel it consumes (the one asked for, else the first by name).
+  ChannelState* poisoned = nullptr;
+  if (fault == "poison") {
+    const std::string wanted = request.value("channel", "");
+    for (auto& [channel_name, ch] : channels_) {
+      if (ch.spec->to != name || !ch.files) continue;
+      if (!wanted.empty() && channel_name != wanted) continue;
+      poisoned = &ch;
+      break;
+    }
+    if (poisoned == nullptr) {
+      return error(wanted.empty()
+                       ? fmt::format("{} consumes no channel", name)
+                       : fmt::format("{} does not consume a channel '{}'", name, wanted));
+    }
+  }
+  if (fault == "corrupt_state" && !stores_.contains(name)) {
+    return error(fmt::format("{} has no state store", name));
+  }
+  // wedge_device: its first device that says how to wedge it.
+  const spec::Device* wedged = nullptr;
+  if (fault == "wedge_device") {
+    for (const std::string& dn : c->devices) {
+      const spec::Device* d = system_->FindDevice(dn);
+      if (d != nullptr && !d->wedge.empty()) {
+        wedged = d;
+        break;
+      }
+    }
+    if (wedged == nullptr) {
+      return error(
+          fmt::format("{} owns no device with a wedge command ([device.X] wedge = [...])", name));
+    }
   }
   // Then the moment: only a running process (a hang while it starts or
   // stops would be caught late or never), and not one already hung.
@@ -184,7 +225,44 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   e.node = name;
   e.pid = pid;
   e.detail = fault;
+  if (poisoned != nullptr) e.channel = poisoned->spec->name;
+  if (wedged != nullptr) e.device = wedged->name;
   DoEmit(e);
+  if (fault == "poison") {
+    auto id = poisoned->files->Poison();
+    if (!id)
+      return error(fmt::format("poison {}: {}", poisoned->spec->name, id.error().Describe()));
+    return {{"ok", true},
+            {"message", fmt::format("poisoned message {} of {} for {} (pid {})", *id,
+                                    poisoned->spec->name, name, pid)}};
+  }
+  if (fault == "corrupt_state") {
+    StoreState& st = stores_.at(name);
+    auto what = std::make_shared<std::string>();
+    std::uint64_t seed = request.contains("seed") && request["seed"].is_number_unsigned()
+                             ? request["seed"].get<std::uint64_t>()
+                             : std::random_device{}();
+    std::uint64_t id =
+        st.worker->Submit(store::CorruptJob(st.component->state->size, st.set, seed, what));
+    st.jobs[id] = [name, what](const store::JobOutcome& outcome) {
+      if (!outcome) {
+        Say("{}: corrupt_state: {}", name, outcome.error().ToError().message);
+      } else {
+        Say("{}: corrupt_state: flipped bits in {}", name, *what);
+      }
+    };
+    return {{"ok", true},
+            {"message",
+             fmt::format("corrupt_state into {} (pid {}): one value of its store", name, pid)}};
+  }
+  if (fault == "wedge_device") {
+    RunHook(name, *c, fmt::format("wedge of device {}", wedged->name), wedged->wedge,
+            wedged->reset_timeout, false, [name](bool ok, const std::string& detail) {
+              if (!ok) Say("{}: wedge_device: {}", name, detail);
+            });
+    return {{"ok", true},
+            {"message", fmt::format("wedged device {} of {} (pid {})", wedged->name, name, pid)}};
+  }
   if (signal_fault) {
     // As `slate kill`: only the main process; the end that follows is a
     // failure like any crash (a stopped process is a hang once its

@@ -147,6 +147,9 @@ struct Device {
   SourcePos pos;
   std::vector<std::string> reset;  // reset[0] is absolute; may be empty
   Duration reset_timeout = std::chrono::seconds(5);
+  // How `slate chaos` wedges it (a simulated device, for testing); may be
+  // empty. Runs under reset_timeout, as the runtime.
+  std::vector<std::string> wedge;
 };
 
 struct System {

@@ -459,6 +459,7 @@ Device Reader::ReadDevice(TableReader& r) {
   Device d;
   if (auto v = ReadCommand(r, "reset")) d.reset = std::move(*v);
   if (auto v = r.DurationValue("reset_timeout", false)) d.reset_timeout = *v;
+  if (auto v = ReadCommand(r, "wedge")) d.wedge = std::move(*v);
   return d;
 }
 

@@ -116,9 +116,10 @@ class Drawer {
           }
         }
         out_ += fmt::format(
-            "  {}: {}, reset {} within {}\n", d.name, owner,
+            "  {}: {}, reset {} within {}{}\n", d.name, owner,
             d.reset.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(d.reset, " ")),
-            FormatDuration(d.reset_timeout));
+            FormatDuration(d.reset_timeout),
+            d.wedge.empty() ? std::string() : fmt::format(", wedge {}", fmt::join(d.wedge, " ")));
       }
     }
     return out_;

@@ -454,6 +454,7 @@ class Validator {
         ctx_.Warning(d.pos, fmt::format("device '{}' is not used by any component", d.name));
       }
       CheckImage(fmt::format("device.{}.reset", d.name), d.reset);
+      CheckImage(fmt::format("device.{}.wedge", d.name), d.wedge);
     }
   }
 

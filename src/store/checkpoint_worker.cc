@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <random>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -113,6 +115,48 @@ Job RollbackJob(std::shared_ptr<CheckpointSet> set,
 Job ResetJob(std::shared_ptr<CheckpointSet> set) {
   return [set = std::move(set)]() -> JobOutcome {
     if (auto reset = set->Reset(); !reset) return reset.error();
+    return std::optional<CheckpointInfo>();
+  };
+}
+
+Job CorruptJob(std::uint64_t map_size, std::shared_ptr<CheckpointSet> set, std::uint64_t seed,
+               std::shared_ptr<std::string> what) {
+  return [map_size, set = std::move(set), seed, what = std::move(what)]() -> JobOutcome {
+    auto store = StateStore::Open(set->store_dir(), map_size, Durability::kProcess);
+    if (!store) return store.error();
+    auto txn = (*store)->Begin(TxnMode::kWrite);
+    if (!txn) return txn.error();
+    // One key, chosen uniformly in one pass (reservoir sampling).
+    std::mt19937_64 rng(seed);
+    std::uint64_t seen = 0;
+    std::string key;
+    std::string value;
+    auto scanned = txn->ForEach("", [&](std::string_view k, std::string_view v) {
+      if (std::uniform_int_distribution<std::uint64_t>(0, seen)(rng) == 0) {
+        key.assign(k);
+        value.assign(v);
+      }
+      ++seen;
+      return true;
+    });
+    if (!scanned) return scanned.error();
+    if (seen == 0) return MakeStoreError(StoreErrc::kNotFound, "the store is empty");
+    // Four random bytes XORed with four patterns of which no combination
+    // cancels out (two may hit the same byte): the value always changes but
+    // keeps its length, as a stray write would leave it.
+    if (value.empty()) {
+      value = "\xff";
+    } else {
+      for (char pattern : {'\x5a', '\x01', '\x80', '\x24'}) {
+        std::size_t at = std::uniform_int_distribution<std::size_t>(0, value.size() - 1)(rng);
+        value[at] = static_cast<char>(value[at] ^ pattern);
+      }
+    }
+    if (auto st = txn->Put(key, value); !st) return st.error();
+    if (auto st = txn->Commit(); !st) return st.error();
+    std::string said = "key '";
+    said.append(key).append("' (one of ").append(std::to_string(seen)).append(" keys)");
+    *what = std::move(said);
     return std::optional<CheckpointInfo>();
   };
 }

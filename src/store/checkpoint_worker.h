@@ -98,4 +98,10 @@ Job RollbackJob(std::shared_ptr<CheckpointSet> set,
 // reset_state.
 Job ResetJob(std::shared_ptr<CheckpointSet> set);
 
+// `slate chaos`: flips bits in the value of one key of set->store_dir(),
+// chosen at random from `seed`, in a committed transaction, as a bug in the
+// component might; `*what` says which key. kNotFound for an empty store.
+Job CorruptJob(std::uint64_t map_size, std::shared_ptr<CheckpointSet> set, std::uint64_t seed,
+               std::shared_ptr<std::string> what);
+
 }  // namespace slate::store

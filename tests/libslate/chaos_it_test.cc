@@ -1,7 +1,9 @@
 // `slate chaos` against a running system: every injection is journaled
 // before the fault, and each is followed by the end it causes and a
 // recovery; the system keeps running and loses no committed state.
+#include <fstream>
 #include <map>
+#include <string>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -83,6 +85,94 @@ exec = ["/bin/sleep", "1000"]
   EXPECT_EQ(scheduled[1]["detail"], "hang");
   check(scheduled);
   EXPECT_EQ(sut.Cli({"chaos", "--at", "1s:melt:b"}).code, 2);
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+// The faults that need the runtime's help: a poisoned message, a corrupted
+// value in a store, a wedged device. Each is detected by the component it
+// hits, remedied by the runtime (dead letter, sanitize, device reset) and
+// paired with both in the report; nothing else is lost.
+TEST(Chaos, PoisonCorruptStateAndAWedgedDeviceAreDetectedRemediedAndReported) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+intensity = 1000
+period = "1s"
+children = ["p", "c", "s", "d"]
+[component.p]
+exec = ["{peer}", "produce", "--count", "100000000", "--pace-us", "2000"]
+ready = "notify"
+[component.c]
+exec = ["{peer}", "consume", "--out", "c.out"]
+ready = "notify"
+[component.s]
+exec = ["{peer}", "checked"]
+ready = "notify"
+state = { size = "16MiB" }
+sanitize = ["{peer}", "checked-sanitize"]
+on_persistent_failure = { after = 1, steps = ["sanitize_state"] }
+[component.d]
+exec = ["{peer}", "drive", "--device", "sim.dev", "--trigger", "never"]
+ready = "notify"
+devices = ["sim"]
+[device.sim]
+reset = ["{peer}", "device-reset", "sim.dev"]
+reset_timeout = "2s"
+wedge = ["/bin/sh", "-c", "echo wedged > sim.dev"]
+[channel.stream]
+from = "p"
+to = "c"
+capacity = 64
+max_message = "64B"
+max_deliveries = 3
+)");
+  sut.StartReady();
+  const std::string report = (fs::path(sut.dir()) / "report.json").string();
+  CommandOutput chaos =
+      sut.Cli({"chaos", "--at", "300ms:poison:c,1s:corrupt_state:s,1500ms:wedge_device:d",
+               "--report", "--report-json", report, "--max-recovery-ms", "5000"});
+  ASSERT_EQ(chaos.code, 0) << chaos.out;
+  Json r = Json::parse(std::ifstream(report));
+  ASSERT_EQ(r["faults"].size(), 3u) << r.dump(2);
+  EXPECT_EQ(r["recovered"], 3) << r.dump(2);
+  EXPECT_EQ(r["gave_up"].size(), 0u);
+  const Json& poison = r["faults"][0];
+  const Json& corrupt = r["faults"][1];
+  const Json& wedge = r["faults"][2];
+  // The poisoned message aborted its consumer on each of its 3 deliveries,
+  // and then went to the dead letters.
+  EXPECT_EQ(poison["fault"], "poison");
+  EXPECT_EQ(poison["target"], "stream");
+  EXPECT_THAT(poison["detected_by"].get<std::string>(), ::testing::StartsWith("SIGABRT"));
+  EXPECT_THAT(poison["detected_by"].get<std::string>(), ::testing::HasSubstr("3 times"));
+  EXPECT_EQ(r["dead_letters_by_channel"]["stream"], 1);
+  std::string dead;
+  for (const Json& step : poison["remedy"]) {
+    if (step.get<std::string>().starts_with("dead-lettered")) dead = step;
+  }
+  ASSERT_FALSE(dead.empty()) << poison.dump();
+  const std::uint64_t dead_id = std::stoull(dead.substr(dead.find('#') + 1));
+  // The component saw its corrupted value and exited 4; sanitize dropped it.
+  EXPECT_EQ(corrupt["fault"], "corrupt_state");
+  EXPECT_EQ(corrupt["detected_by"], "exit 4");
+  EXPECT_THAT(corrupt["remedy"].dump(), ::testing::HasSubstr("sanitize_state"));
+  // The wedged device failed its driver; the restart reset it.
+  EXPECT_EQ(wedge["fault"], "wedge_device");
+  EXPECT_EQ(wedge["target"], "sim");
+  EXPECT_EQ(wedge["detected_by"], "exit 3");
+  EXPECT_THAT(wedge["remedy"].dump(), ::testing::HasSubstr("device reset"));
+  EXPECT_THAT(chaos.out, ::testing::HasSubstr("recovered 3 of 3"));
+  // Every message the consumer got, in order, and only the dead letter missing.
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return ReadNumbers((fs::path(sut.dir()) / "c.out").string()).size() > dead_id + 10; },
+      milliseconds(5000)));
+  std::vector<std::uint64_t> got = ReadNumbers((fs::path(sut.dir()) / "c.out").string());
+  std::uint64_t want = 1;
+  for (std::uint64_t id : got) {
+    if (want == dead_id) ++want;
+    ASSERT_EQ(id, want) << "dead letter " << dead_id << "\n" << chaos.out;
+    ++want;
+  }
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }

@@ -26,6 +26,9 @@
 //   count --out FILE [--pace-us U]
 //       increments n in the state store, one transaction per turn, and
 //       appends each committed value to FILE.
+//   checked / checked-sanitize
+//       a counter in the state store whose value carries a check; a value
+//       that fails it ends the process with code 4; the sanitize mode drops it.
 //   stateful [--trigger FILE] / sanitize
 //       a counter in the state store that poisons its state when FILE
 //       appears; `sanitize` removes the poison.
@@ -47,6 +50,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <slate/slate.hpp>
 #include <string>
 #include <string_view>
@@ -573,6 +577,63 @@ int Crash(int argc, char** argv) {
   std::exit(3);
 }
 
+// A counter whose value carries its own check: "n" is 8 bytes of n and 8
+// of ~n. A value that fails the check (corrupted by `slate chaos`) makes it
+// exit with code 4, at start or within 10 ms while it runs; checked-sanitize
+// deletes such a value (its sanitize command).
+bool CheckedValue(const std::optional<std::string>& v, std::uint64_t* n) {
+  if (!v) return true;  // none yet
+  std::uint64_t check = 0;
+  if (v->size() != 16) return false;
+  std::memcpy(n, v->data(), 8);
+  std::memcpy(&check, v->data() + 8, 8);
+  return check == ~*n;
+}
+
+int Checked() {
+  Init();
+  slate::Ready();
+  for (;;) {
+    std::uint64_t n = 0;
+    auto v = slate::State::Get("n");
+    std::optional<std::string> value;
+    if (v) {
+      value = *v;
+    } else if (v.code() != SLATE_ENOTFOUND) {
+      Die(v.error().text);
+    }
+    if (!CheckedValue(value, &n)) {
+      std::fprintf(stderr, "peer: the value of n fails its check\n");
+      return 4;
+    }
+    ++n;
+    char buf[16];
+    const std::uint64_t check = ~n;
+    std::memcpy(buf, &n, 8);
+    std::memcpy(buf + 8, &check, 8);
+    if (auto st = slate::State::Put("n", std::string_view(buf, 16)); !st) Die(st.error().text);
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
+int CheckedSanitize() {
+  Init();
+  std::uint64_t n = 0;
+  auto v = slate::State::Get("n");
+  std::optional<std::string> value;
+  if (v) {
+    value = *v;
+  } else if (v.code() != SLATE_ENOTFOUND) {
+    Die(v.error().text);
+  }
+  if (!CheckedValue(value, &n)) {
+    if (auto st = slate::State::Del("n"); !st) Die(st.error().text);
+    std::printf("sanitize: dropped a value of n that failed its check\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -591,6 +652,8 @@ int main(int argc, char** argv) {
   if (mode == "device-reset") return DeviceReset(argc, argv);
   if (mode == "reach") return Reach(argc, argv);
   if (mode == "crash") return Crash(argc, argv);
+  if (mode == "checked") return Checked();
+  if (mode == "checked-sanitize") return CheckedSanitize();
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }
