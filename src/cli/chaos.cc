@@ -152,14 +152,23 @@ std::vector<Outcome> Pair(const std::vector<Event>& events) {
         break;
       }
     }
+    // Detected: the component's first failure; or the faulty process was
+    // stopped first, by a restart of its group (a sibling's failure), which
+    // cures a fault as well.
+    const auto pid = f.raw.value("pid", std::int64_t{0});
     std::size_t detected = end;
     for (std::size_t k = i + 1; k < end; ++k) {
-      if (events[k].node == f.node && IsFailure(events[k])) {
-        detected = k;
-        o.detected_ms = ms(events[k]);
-        o.detected_by = Reason(events[k]);
-        break;
+      const Event& e = events[k];
+      if (e.node != f.node || e.event != "child_exited") continue;
+      const bool failure = IsFailure(e);
+      // (An update stops the process itself: not a cure.)
+      if (!failure && (o.fault == "bad_image" || e.raw.value("pid", std::int64_t{0}) != pid)) {
+        continue;
       }
+      detected = k;
+      o.detected_ms = ms(e);
+      o.detected_by = failure ? Reason(e) : "stopped by a group restart";
+      break;
     }
     std::size_t recovered = end;
     if (detected < end) {
@@ -169,8 +178,8 @@ std::vector<Outcome> Pair(const std::vector<Event>& events) {
         if (e.node == f.node && IsFailure(e)) ++failures;
         if (e.node != f.node || e.event != "child_ready") continue;
         bool kept = true;
-        for (std::size_t m = k + 1; m < events.size() && events[m].mono_ns - e.mono_ns < kStableNs;
-             ++m) {
+        // Kept until the next fault into it, or for a second.
+        for (std::size_t m = k + 1; m < end && events[m].mono_ns - e.mono_ns < kStableNs; ++m) {
           if (events[m].node == f.node && IsFailure(events[m])) kept = false;
         }
         if (kept) {
@@ -451,7 +460,8 @@ int RunChaos(const Options& o) {
   int refused = 0;
   auto inject = [&](long at_ms, const std::string& fault, const std::string& name) {
     nlohmann::json request = {{"verb", "inject"}, {"name", name}, {"fault", fault}};
-    if (fault == "corrupt_state") request["seed"] = rng();
+    // Which value to corrupt, or which of its input channels to poison.
+    if (fault == "corrupt_state" || fault == "poison") request["seed"] = rng();
     auto r = runtime::Call(SocketPath(o), request);
     const bool ok = r && (*r).value("ok", false);
     const std::string said = !r   ? r.error().message

@@ -49,6 +49,9 @@ int Main(int argc, char** argv) {
   std::vector<std::pair<CLI::App*, const Verb*>> subs;
   for (const Verb& v : Verbs()) {
     CLI::App* sub = app.add_subcommand(std::string(v.name), std::string(v.summary));
+    // The root has no CLI11 help flag (above), so its verbs inherit none:
+    // `slate VERB --help` is the same as `slate help VERB`.
+    sub->set_help_flag("--help,-h", "show this verb's help");
     v.options(*sub, opts);
     subs.emplace_back(sub, &v);
   }

@@ -170,15 +170,22 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
     if (!images_ || c->name != name) return error(fmt::format("{} has no image of its own", name));
     if (probation_.contains(name)) return error(fmt::format("{} is in probation already", name));
   }
-  // poison: a channel it consumes (the one asked for, else the first by name).
+  // poison: a channel it consumes: the one asked for, else one drawn from
+  // the seed (the first by name without one).
   ChannelState* poisoned = nullptr;
   if (fault == "poison") {
     const std::string wanted = request.value("channel", "");
+    std::vector<ChannelState*> inputs;
     for (auto& [channel_name, ch] : channels_) {
       if (ch.spec->to != name || !ch.files) continue;
       if (!wanted.empty() && channel_name != wanted) continue;
-      poisoned = &ch;
-      break;
+      inputs.push_back(&ch);
+    }
+    if (!inputs.empty()) {
+      const std::uint64_t draw = request.contains("seed") && request["seed"].is_number_unsigned()
+                                     ? request["seed"].get<std::uint64_t>()
+                                     : 0;
+      poisoned = inputs[draw % inputs.size()];
     }
     if (poisoned == nullptr) {
       return error(wanted.empty()

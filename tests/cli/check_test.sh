@@ -22,7 +22,7 @@ expect() {  # expect NAME WANT_CODE PATTERN -- CMD...
   echo "ok   $name"
 }
 
-expect "example checks" 0 "^main: supervisor one_for_one, intensity 5 per 10s$" -- \
+expect "example checks" 0 "^main: supervisor one_for_one, intensity 40 per 10s$" -- \
   "$slate" check "$repo/examples/telemetry/system.toml"
 expect "spec example checks" 0 "samples: sensor -> filter" -- \
   "$slate" check "$repo/tests/spec/good/spec_example.toml"
@@ -34,8 +34,9 @@ expect "missing file exits 2" 2 "cannot read" -- "$slate" check /nonexistent.tom
 expect "warnings do not fail" 0 "warning: component.a: significant has no effect" -- \
   "$slate" check "$repo/tests/spec/bad/significant_under_never.toml"
 expect "help lists every verb" 0 "shutdown +stop the whole system" -- "$slate" --help
-for verb in run check status events logs start stop restart kill update revert dlq shutdown; do
+for verb in run check status events logs start stop restart kill update revert dlq shutdown top chaos; do
   expect "help $verb" 0 "slate $verb" -- "$slate" help "$verb"
+  expect "$verb --help" 0 "slate $verb" -- "$slate" "$verb" --help
 done
 expect "dlq is available" 0 "dlq +list, export, requeue or purge a channel's dead letters$" -- \
   "$slate" --help
