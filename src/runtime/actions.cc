@@ -159,6 +159,10 @@ void Daemon::DoEmit(const core::Event& e) {
       }
     }
   }
+  if ((e.event == "child_exited" || e.event == "child_terminated") &&
+      down_when_ended_.erase(e.node) > 0) {
+    SetComponentDown(e.node, true);
+  }
   if (e.event == "child_gave_up") {
     SetComponentDown(e.node, true);  // its peers hear it at once
     RetireSpares(e.node);

@@ -236,9 +236,11 @@ class Daemon {
   std::optional<platform::TimerFd> refill_timer_;
   std::map<std::string, const spec::Component*> refill_pending_;
   bool stopping_spares_ = false;
-  std::set<std::string> retired_spares_;
-  std::set<pid_t> hung_;  // stopped by `slate chaos` (hang), until they end  // stopped or given
-                          // up: no spares until started
+  std::set<std::string> retired_spares_;  // stopped or given up: no spares until started
+  std::set<pid_t> hung_;                  // stopped by `slate chaos` (hang), until they end
+  // Stopped by the operator, still stopping: their peers hear "down" once
+  // the process has ended, not while it finishes its work.
+  std::set<std::string> down_when_ended_;
   std::map<std::string, platform::MountNamespace> namespaces_;  // by component name
   // Cgroups of processes that ended, removed once empty. Each process gets a
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into

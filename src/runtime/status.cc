@@ -112,11 +112,19 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
                                              : sup_.RestartChild(name, now);
     Feed(std::move(r.actions));
     if (!r.ok) return Error(r.message);
-    // Held down by the operator: a peer waiting on it hears so at once
-    // (SLATE_EPEERDOWN). Its next start clears the mark.
+    // Held down by the operator: a peer waiting on it hears so
+    // (SLATE_EPEERDOWN) once its process has ended, or at once if it has
+    // none. Its next start clears the mark.
     if (verb == "stop") {
-      SetComponentDown(name, true);
+      core::Incarnation inc = sup_.IncarnationOf(name);
+      if (inc != 0 && children_.contains(inc)) {
+        down_when_ended_.insert(name);
+      } else {
+        SetComponentDown(name, true);
+      }
       RetireSpares(name);
+    } else if (verb == "start") {
+      down_when_ended_.erase(name);
     }
     return {{"ok", true}, {"message", r.message}};
   }

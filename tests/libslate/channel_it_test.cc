@@ -267,6 +267,34 @@ to = "client"
   }
 }
 
+// A component the operator stops is "down" for its peers once its process
+// has ended, not while it still works through its shutdown.
+TEST(Libslate, AStoppedComponentIsDownForItsPeersOnlyOnceItHasEnded) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["server", "client"]
+[component.server]
+exec = ["/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 100"]
+shutdown = "1500ms"
+[component.client]
+exec = ["/bin/sleep", "100"]
+[channel.rep]
+from = "server"
+to = "client"
+)");
+  sut.StartReady();
+  auto stopped = std::chrono::steady_clock::now();
+  ASSERT_EQ(sut.Cli({"stop", "server"}).code, 0);
+  if (std::chrono::steady_clock::now() - stopped < milliseconds(1000)) {
+    EXPECT_EQ(ChannelStatus(sut, "rep")["producer_down"], false);
+  }
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return ChannelStatus(sut, "rep")["producer_down"] == true; }, milliseconds(5000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - stopped, milliseconds(1400));
+  ASSERT_EQ(sut.Cli({"start", "server"}).code, 0);
+  EXPECT_EQ(ChannelStatus(sut, "rep")["producer_down"], false);
+}
+
 TEST(Libslate, ACallerHearsAtOnceThatTheServerIsDown) {
   SystemUnderTest sut(R"(
 [supervisor.main]
