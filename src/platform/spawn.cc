@@ -11,10 +11,13 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -331,6 +334,36 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
   return ErrnoError(what, plan.error);
 }
 
+// Runs `attempt` in a throwaway child (forked: it may do anything) and
+// returns the errno it failed with, 0 if it succeeded, or -1 if no child
+// could be made.
+int ProbeInChild(bool (*attempt)()) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(attempt() ? 0 : (errno & 0x7f));
+  if (pid < 0) return -1;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status)) return EPERM;
+  return WEXITSTATUS(status);
+}
+
+// What a child with a network namespace gets: the namespace, and its
+// loopback brought up.
+bool TryNetworkNamespace() {
+  if (::unshare(CLONE_NEWNET) != 0) return false;
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq request{};
+  std::memcpy(request.ifr_name, "lo", 3);
+  if (fd < 0 || ::ioctl(fd, SIOCGIFFLAGS, &request) != 0) return false;
+  request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+  return ::ioctl(fd, SIOCSIFFLAGS, &request) == 0;
+}
+
+bool TryIpcNamespace() {
+  return ::unshare(CLONE_NEWIPC) == 0;
+}
+
 }  // namespace
 
 std::optional<std::string> CapabilityDropUnavailable() {
@@ -350,31 +383,42 @@ std::optional<std::string> MountViewsUnavailable() {
   static std::once_flag once;
   static std::optional<std::string> why;
   std::call_once(once, [] {
-    // A throwaway child tries what a view takes: a namespace of its own,
-    // then joining one with setns (which also needs CAP_SYS_CHROOT): it
-    // goes back to the one it came from.
-    const pid_t pid = ::fork();
-    if (pid == 0) {
+    // What a view takes: a namespace of its own, then joining one with
+    // setns (which also needs CAP_SYS_CHROOT): back to the one it came from.
+    const int error = ProbeInChild([] {
       const int origin = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-      const bool ok = origin >= 0 && ::unshare(CLONE_NEWNS) == 0 &&
-                      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0 &&
-                      ::setns(origin, CLONE_NEWNS) == 0;
-      ::_exit(ok ? 0 : (errno & 0x7f));
-    }
-    if (pid < 0) {
+      return origin >= 0 && ::unshare(CLONE_NEWNS) == 0 &&
+             ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0 &&
+             ::setns(origin, CLONE_NEWNS) == 0;
+    });
+    if (error < 0) {
       why = std::string("cannot probe for mount namespaces: fork: ") + std::strerror(errno);
-      return;
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      const int error = WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
+    } else if (error != 0) {
       why = std::string("no mount namespaces for components (") + std::strerror(error) +
             (error == EPERM ? "; the runtime needs CAP_SYS_ADMIN and CAP_SYS_CHROOT)" : ")");
     }
   });
   return why;
+}
+
+std::optional<std::string> NamespaceUnavailable(Namespace kind) {
+  static std::once_flag once[2];
+  static std::optional<std::string> why[2];
+  const auto index = static_cast<std::size_t>(kind);
+  std::call_once(once[index], [kind, index] {
+    const int error =
+        ProbeInChild(kind == Namespace::kIpc ? &TryIpcNamespace : &TryNetworkNamespace);
+    const char* what = kind == Namespace::kIpc ? "IPC" : "network";
+    if (error < 0) {
+      why[index] =
+          std::string("cannot probe for ") + what + " namespaces: fork: " + std::strerror(errno);
+    } else if (error != 0) {
+      why[index] = std::string("no ") + what + " namespaces for components (" +
+                   std::strerror(error) +
+                   (error == EPERM ? "; the runtime needs CAP_SYS_ADMIN)" : ")");
+    }
+  });
+  return why[index];
 }
 
 Result<MountNamespace> MountNamespace::Make(const MountView& view) {
@@ -457,6 +501,12 @@ Result<Process> Spawn(const SpawnRequest& request) {
   child.plan.limit_resources = child.limit_resources.data();
   child.plan.limit_values = child.limit_values.data();
   child.plan.limit_count = child.limit_resources.size();
+  if (request.network != SpawnRequest::Network::kHost) {
+    child.plan.unshare_flags |= CLONE_NEWNET;
+    child.plan.loopback_up = request.network == SpawnRequest::Network::kLoopback;
+  }
+  if (request.private_ipc) child.plan.unshare_flags |= CLONE_NEWIPC;
+  if (request.seccomp) child.plan.seccomp_program = request.seccomp->program();
   child.plan.parent = ::getpid();
   if (request.mounts != nullptr) {
     child.plan.join_namespace = request.mounts->fd();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "base/result.h"
 #include "platform/cgroup.h"
 #include "platform/process.h"
+#include "platform/seccomp.h"
 #include "platform/unique_fd.h"
 
 namespace slate::platform {
@@ -67,6 +69,18 @@ struct Identity {
   std::vector<gid_t> groups;  // supplementary groups; empty: none
 };
 
+// Namespaces a child can be given besides its mount view.
+enum class Namespace {
+  kNetwork,  // CLONE_NEWNET, and bringing its loopback up (SIOCSIFFLAGS)
+  kIpc,      // CLONE_NEWIPC
+};
+
+// Why children cannot be given a namespace of this kind here (the runtime
+// lacks CAP_SYS_ADMIN, or the kernel or an outer sandbox refuses); nullopt
+// when they can. Probes once per kind, by making one in a throwaway child,
+// and remembers.
+std::optional<std::string> NamespaceUnavailable(Namespace kind);
+
 // Why SpawnRequest::capabilities cannot be honoured here (we lack
 // CAP_SETPCAP, so the bounding set cannot be changed); nullopt when it can.
 std::optional<std::string> CapabilityDropUnavailable();
@@ -114,6 +128,22 @@ struct SpawnRequest {
     std::uint64_t value;
   };
   std::vector<Limit> limits;
+  // A network namespace of its own (unshare, after the mount view, before
+  // the identity changes): kNone has only a loopback interface, down, so no
+  // address at all can be reached; kLoopback brings it up, so the child can
+  // talk to itself on 127.0.0.1 and ::1 but to no one else. kHost: ours.
+  // Needs CAP_SYS_ADMIN: see NamespaceUnavailable.
+  enum class Network { kHost, kNone, kLoopback };
+  Network network = Network::kHost;
+  // An IPC namespace of its own (System V IPC and POSIX message queues):
+  // no segment, semaphore or queue of ours is visible to it, nor its to us.
+  bool private_ipc = false;
+  // Loaded last, after the signals are reset, right before execve: the
+  // program runs under it and cannot shed it. The kernel takes a filter
+  // only under no_new_privs or from a child that still holds CAP_SYS_ADMIN
+  // at that point (otherwise the Error says "load the seccomp filter:
+  // Permission denied"). nullptr: none.
+  std::shared_ptr<const SeccompFilter> seccomp;
 };
 
 // Starts request.argv[0] as a child and returns once it has executed the

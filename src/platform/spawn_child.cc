@@ -7,9 +7,13 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -166,6 +170,36 @@ SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
   }
 }
 
+// Runs before the descriptors are installed, like the view, so that the
+// socket it opens for the ioctl is closed with the rest should it fail.
+SLATE_CHILD_CODE void ChildUnshare(ChildPlan* plan) {
+  if (syscall(SYS_unshare, plan->unshare_flags) != 0) {
+    ChildFail(plan, ChildStep::kUnshare, errno);
+  }
+  if (!plan->loopback_up) return;
+  const long fd = syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ChildFail(plan, ChildStep::kLoopback, errno);
+  }
+  // Only the name is read, up to its NUL; SIOCGIFFLAGS fills in the flags.
+  // (No zeroing: the compiler could make that a call to memset.)
+  ifreq request;
+  request.ifr_name[0] = 'l';
+  request.ifr_name[1] = 'o';
+  request.ifr_name[2] = '\0';
+  int error = 0;
+  if (syscall(SYS_ioctl, fd, SIOCGIFFLAGS, &request) != 0) {
+    error = errno;
+  } else {
+    request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+    if (syscall(SYS_ioctl, fd, SIOCSIFFLAGS, &request) != 0) error = errno;
+  }
+  syscall(SYS_close, fd);
+  if (error != 0) {
+    ChildFail(plan, ChildStep::kLoopback, error);
+  }
+}
+
 // Bits 0..63 of a capability mask as the two 32-bit words capset takes.
 SLATE_CHILD_CODE void ChildSetCapabilities(ChildPlan* plan, unsigned long long caps) {
   __user_cap_header_struct header{};
@@ -285,6 +319,7 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
   } else if (plan->view) {
     ChildMakeView(plan);
   }
+  if (plan->unshare_flags != 0) ChildUnshare(plan);
   ChildInstallFds(plan);
   if (plan->cwd != nullptr && syscall(SYS_chdir, plan->cwd) != 0) {
     ChildFail(plan, ChildStep::kChdir, errno);
@@ -298,6 +333,12 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
     if (syscall(SYS_getppid) != plan->parent) ChildFail(plan, ChildStep::kParentDeath, ESRCH);
   }
   ChildResetSignals(plan);
+  // Last: every call above is the runtime's, not the component's, and need
+  // not be in its filter. Only execve (and exit_group, should it fail) follow.
+  if (plan->seccomp_program != nullptr &&
+      syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0U, plan->seccomp_program) != 0) {
+    ChildFail(plan, ChildStep::kSeccomp, errno);
+  }
   syscall(SYS_execve, plan->path, plan->argv, plan->envp);
   ChildFail(plan, ChildStep::kExec, errno);
 }
@@ -362,6 +403,9 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kNoNewPrivs: return "set no_new_privs";
     case ChildStep::kParentDeath: return "set the parent-death signal";
     case ChildStep::kLimits: return "setrlimit";
+    case ChildStep::kUnshare: return "make namespaces (unshare)";
+    case ChildStep::kLoopback: return "bring up lo in its network namespace";
+    case ChildStep::kSeccomp: return "load the seccomp filter";
   }
   return "unknown step";
 }

@@ -34,7 +34,10 @@ enum class ChildStep : int {
   kAmbient,
   kNoNewPrivs,
   kParentDeath,
-  kLimits
+  kLimits,
+  kUnshare,
+  kLoopback,
+  kSeccomp
 };
 
 // What a step was doing, for the parent's Error message.
@@ -118,6 +121,14 @@ struct ChildPlan {
   const int* limit_resources = nullptr;
   const unsigned long long* limit_values = nullptr;
   size_t limit_count = 0;
+  // After the mount view, before the descriptors: unshare(these CLONE_NEW*
+  // flags); then, with loopback_up, set IFF_UP on "lo" of the new network
+  // namespace.
+  int unshare_flags = 0;
+  bool loopback_up = false;
+  // A struct sock_fprog, loaded with seccomp(SECCOMP_SET_MODE_FILTER) after
+  // the signals are reset: the last step before execve. nullptr: none.
+  const void* seccomp_program = nullptr;
   pid_t parent = 0;
   // Written by the child before it exits on failure.
   int failed_step = 0;  // a ChildStep

@@ -426,3 +426,74 @@ INSTANTIATE_TEST_SUITE_P(Launchers, PrivilegeTest,
 
 }  // namespace
 }  // namespace slate::platform
+
+namespace slate::platform {
+namespace {
+
+// What `script` prints, run by /bin/sh as `request` says.
+std::string ShellOutput(SpawnRequest request, const std::string& script) {
+  auto out = MakeOutputPipe();
+  EXPECT_TRUE(out.ok());
+  request.argv = {"/bin/sh", "-c", script};
+  request.fds = {{out->write.get(), 1}};
+  auto process = Spawn(request);
+  EXPECT_TRUE(process.ok()) << process.error().message;
+  if (!process.ok()) return "";
+  out->write.Reset();
+  std::string text = ReadAll(out->read.get());
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+  return text;
+}
+
+std::string OurNamespace(const char* kind) {
+  char target[64] = {};
+  const std::string link = std::string("/proc/self/ns/") + kind;
+  EXPECT_GT(::readlink(link.c_str(), target, sizeof target - 1), 0);
+  return std::string(target) + "\n";
+}
+
+// The child's network namespace, its interfaces (one a line) and how many
+// times 127.0.0.1 is in its routing tables (twice once lo is up).
+constexpr const char* kNetworkReport =
+    "readlink /proc/self/ns/net; tail -n +3 /proc/self/net/dev | cut -d: -f1 | tr -d ' '; "
+    "grep -c 127.0.0.1 /proc/self/net/fib_trie || true";
+
+class NamespaceTest : public SpawnTest {};
+
+TEST_P(NamespaceTest, NetworkNoneHasOnlyALoopbackThatIsDown) {
+  if (auto why = NamespaceUnavailable(Namespace::kNetwork)) GTEST_SKIP() << *why;
+  SpawnRequest request;
+  request.network = SpawnRequest::Network::kNone;
+  const std::string report = ShellOutput(request, kNetworkReport);
+  const std::string ours = OurNamespace("net");
+  ASSERT_TRUE(report.starts_with("net:[")) << report;
+  EXPECT_NE(report.substr(0, ours.size()), ours);
+  EXPECT_EQ(report.substr(report.find('\n') + 1), "lo\n0\n");
+}
+
+TEST_P(NamespaceTest, NetworkLoopbackBringsItsLoopbackUp) {
+  if (auto why = NamespaceUnavailable(Namespace::kNetwork)) GTEST_SKIP() << *why;
+  SpawnRequest request;
+  request.network = SpawnRequest::Network::kLoopback;
+  const std::string report = ShellOutput(request, kNetworkReport);
+  EXPECT_NE(report.substr(0, OurNamespace("net").size()), OurNamespace("net"));
+  EXPECT_EQ(report.substr(report.find('\n') + 1), "lo\n2\n");
+}
+
+TEST_P(NamespaceTest, PrivateIpcIsAnIpcNamespaceOfItsOwn) {
+  if (auto why = NamespaceUnavailable(Namespace::kIpc)) GTEST_SKIP() << *why;
+  SpawnRequest request;
+  request.private_ipc = true;
+  const std::string ns = ShellOutput(request, "readlink /proc/self/ns/ipc");
+  EXPECT_TRUE(ns.starts_with("ipc:[")) << ns;
+  EXPECT_NE(ns, OurNamespace("ipc"));
+  // Without it: ours.
+  EXPECT_EQ(ShellOutput(SpawnRequest{}, "readlink /proc/self/ns/ipc"), OurNamespace("ipc"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Launchers, NamespaceTest,
+                         ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
+                         testing::LauncherName);
+
+}  // namespace
+}  // namespace slate::platform

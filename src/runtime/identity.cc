@@ -1,6 +1,7 @@
 // Who each component runs as (`user`, `group`) and what it may keep
-// (`capabilities`, `no_new_privs`): names resolved on this host once at
-// start, applied by Spawn in the child before execve.
+// (`capabilities`, `no_new_privs`, `limits`, `seccomp`) or share with the
+// host (`network`, `ipc`): names resolved and features checked on this host
+// once at start, applied by Spawn in the child before execve.
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -17,6 +18,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "platform/seccomp.h"
+#include "platform/spawn.h"
 #include "runtime/daemon.h"
 #include "runtime/say.h"
 
@@ -69,6 +72,64 @@ Result<std::optional<gid_t>> LookUpGroup(const std::string& spec) {
   return std::optional<gid_t>(gr.gr_gid);
 }
 
+platform::SeccompPolicy SeccompPolicyOf(const spec::Component& c) {
+  platform::SeccompPolicy p;
+  p.allow = c.seccomp.allow;
+  p.on_violation = c.seccomp.action == spec::SeccompAction::kErrno
+                       ? platform::SeccompPolicy::OnViolation::kErrno
+                       : platform::SeccompPolicy::OnViolation::kKill;
+  return p;
+}
+
+// What `c` asks of the host that the host cannot give: refused, unless the
+// system file marks it optional; then the component runs without it and we
+// say so. A filter is built now, so that a start fails here, not a restart.
+Result<std::monostate> CheckIsolation(const spec::Component& c) {
+  struct Demand {
+    std::string key;  // as the system file writes it
+    bool optional;
+    std::optional<std::string> why;  // the host lacks it
+    std::string table;               // its optional spelling
+  };
+  std::vector<Demand> demands;
+  if (c.seccomp.profile != spec::SeccompProfile::kNone) {
+    const auto profile = spec::ToString(c.seccomp.profile);
+    const bool table = !c.seccomp.allow.empty() || c.seccomp.action != spec::SeccompAction::kKill;
+    demands.push_back(
+        {fmt::format("seccomp = \"{}\"", profile), c.seccomp.optional,
+         platform::SeccompUnavailable(),
+         table ? std::string("optional = true in its seccomp table")
+               : fmt::format("seccomp = {{ profile = \"{}\", optional = true }}", profile)});
+  }
+  if (c.network.mode != spec::NetworkMode::kHost) {
+    const auto mode = spec::ToString(c.network.mode);
+    demands.push_back({fmt::format("network = \"{}\"", mode), c.network.optional,
+                       platform::NamespaceUnavailable(platform::Namespace::kNetwork),
+                       fmt::format("network = {{ mode = \"{}\", optional = true }}", mode)});
+  }
+  if (c.ipc.mode != spec::IpcMode::kHost) {
+    const auto mode = spec::ToString(c.ipc.mode);
+    demands.push_back({fmt::format("ipc = \"{}\"", mode), c.ipc.optional,
+                       platform::NamespaceUnavailable(platform::Namespace::kIpc),
+                       fmt::format("ipc = {{ mode = \"{}\", optional = true }}", mode)});
+  }
+  for (const Demand& d : demands) {
+    if (!d.why) continue;
+    if (!d.optional) {
+      return MakeError(fmt::format(
+          "component {}: {} is not available on this host: {}; to run it without, write {}", c.name,
+          d.key, *d.why, d.table));
+    }
+    Say("component {}: {} is not available on this host: {}; it runs without it (optional)", c.name,
+        d.key, *d.why);
+  }
+  if (c.seccomp.profile != spec::SeccompProfile::kNone && !platform::SeccompUnavailable()) {
+    auto filter = platform::SeccompFilter::For(SeccompPolicyOf(c));
+    if (!filter) return MakeError(fmt::format("component {}: {}", c.name, filter.error().message));
+  }
+  return std::monostate{};
+}
+
 }  // namespace
 
 Result<std::monostate> Daemon::SetUpIdentities() {
@@ -76,6 +137,9 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     Say("{}: components keep whatever capabilities execve gives them", *why);
   } else {
     drop_capabilities_ = true;
+  }
+  for (const spec::Component& c : system_->components) {
+    if (auto r = CheckIsolation(c); !r) return r;
   }
   for (const spec::Component& c : system_->components) {
     if (!c.user) continue;
@@ -159,6 +223,20 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
     req->limits.push_back(
         {RLIMIT_CPU, static_cast<std::uint64_t>(
                          std::chrono::duration_cast<std::chrono::seconds>(*l.cpu).count())});
+  }
+  // What the host lacks was refused at start, or is optional: left out.
+  if (c.network.mode != spec::NetworkMode::kHost &&
+      !platform::NamespaceUnavailable(platform::Namespace::kNetwork)) {
+    req->network = c.network.mode == spec::NetworkMode::kNone
+                       ? platform::SpawnRequest::Network::kNone
+                       : platform::SpawnRequest::Network::kLoopback;
+  }
+  req->private_ipc = c.ipc.mode == spec::IpcMode::kPrivate &&
+                     !platform::NamespaceUnavailable(platform::Namespace::kIpc);
+  if (c.seccomp.profile != spec::SeccompProfile::kNone && !platform::SeccompUnavailable()) {
+    auto filter = platform::SeccompFilter::For(SeccompPolicyOf(c));
+    if (!filter) return MakeError(fmt::format("component {}: {}", c.name, filter.error().message));
+    req->seccomp = *filter;
   }
   auto it = identities_.find(c.name);
   if (it == identities_.end()) return std::monostate{};

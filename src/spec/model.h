@@ -81,6 +81,32 @@ struct StateSpec {
   Durability durability = Durability::kProcess;
 };
 
+// Isolation a component asks for beyond its user and capabilities. Each
+// is `optional` or not: where the host lacks it, an optional one is left
+// out (the runtime says so at start) and any other stops the start.
+enum class SeccompProfile { kNone, kDefault };
+enum class SeccompAction { kKill, kErrno };
+enum class NetworkMode { kHost, kNone, kLoopback };
+enum class IpcMode { kHost, kPrivate };
+
+// A system-call allow-list: the profile plus `allow` (libseccomp's names).
+struct SeccompSpec {
+  SeccompProfile profile = SeccompProfile::kNone;  // kNone: no filter at all
+  std::vector<std::string> allow;
+  SeccompAction action = SeccompAction::kKill;  // what a call outside the list does
+  bool optional = false;
+};
+
+struct NetworkSpec {
+  NetworkMode mode = NetworkMode::kHost;
+  bool optional = false;
+};
+
+struct IpcSpec {
+  IpcMode mode = IpcMode::kHost;
+  bool optional = false;
+};
+
 struct Component {
   std::string name;
   SourcePos pos;
@@ -115,6 +141,9 @@ struct Component {
     std::optional<std::uint64_t> address_space;  // RLIMIT_AS: bytes
     std::optional<Duration> cpu;                 // RLIMIT_CPU: whole seconds of CPU time
   } limits;
+  SeccompSpec seccomp;
+  NetworkSpec network;  // a network namespace of its own, or the host's
+  IpcSpec ipc;          // an IPC namespace of its own, or the host's
 };
 
 struct Supervisor {
@@ -176,5 +205,9 @@ std::string_view ToString(RestartType r);
 std::string_view ToString(AutoShutdown a);
 std::string_view ToString(Durability d);
 std::string_view ToString(LadderStep s);
+std::string_view ToString(SeccompProfile p);
+std::string_view ToString(SeccompAction a);
+std::string_view ToString(NetworkMode m);
+std::string_view ToString(IpcMode m);
 
 }  // namespace slate::spec

@@ -7,12 +7,14 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <system_error>
 #include <tuple>
 
 #include "spec/capabilities.h"
 #include "spec/reader.h"
+#include "spec/syscalls.h"
 #include "spec/units.h"
 #include "spec/validate.h"
 
@@ -45,6 +47,14 @@ const EnumNames<LadderStep> kLadderSteps{{"rollback_state", LadderStep::kRollbac
                                          {"reset_device", LadderStep::kResetDevice},
                                          {"escalate", LadderStep::kEscalate},
                                          {"give_up", LadderStep::kGiveUp}};
+const EnumNames<SeccompProfile> kSeccompProfiles{{"default", SeccompProfile::kDefault},
+                                                 {"none", SeccompProfile::kNone}};
+const EnumNames<SeccompAction> kSeccompActions{{"kill", SeccompAction::kKill},
+                                               {"errno", SeccompAction::kErrno}};
+const EnumNames<NetworkMode> kNetworkModes{{"host", NetworkMode::kHost},
+                                           {"none", NetworkMode::kNone},
+                                           {"loopback", NetworkMode::kLoopback}};
+const EnumNames<IpcMode> kIpcModes{{"host", IpcMode::kHost}, {"private", IpcMode::kPrivate}};
 
 template <typename E>
 std::string_view NameOf(const EnumNames<E>& names, E value) {
@@ -66,6 +76,12 @@ class Reader {
   Component ReadComponent(TableReader& r);
   void ReadIdentity(TableReader& r, Component& c);
   void ReadLimits(TableReader& r, Component& c);
+  void ReadIsolation(TableReader& r, Component& c);
+  template <typename E>
+  std::optional<E> ReadIsolationKey(TableReader& r, std::string_view key, std::string_view mode_key,
+                                    const EnumNames<E>& names, std::string_view what,
+                                    std::optional<E> table_default, bool& optional,
+                                    const std::function<void(TableReader&)>& more = nullptr);
   Channel ReadChannel(TableReader& r);
   Device ReadDevice(TableReader& r);
 
@@ -377,6 +393,76 @@ void Reader::ReadLimits(TableReader& parent, Component& c) {
   r.Finish();
 }
 
+// `KEY = "MODE"`, or `KEY = { MODE_KEY = "MODE", optional = true }` plus
+// whatever other keys `more` reads from the table. A table without MODE_KEY
+// takes `table_default`, or is an error without one.
+template <typename E>
+std::optional<E> Reader::ReadIsolationKey(TableReader& r, std::string_view key,
+                                          std::string_view mode_key, const EnumNames<E>& names,
+                                          std::string_view what, std::optional<E> table_default,
+                                          bool& optional,
+                                          const std::function<void(TableReader&)>& more) {
+  const toml::node* n = r.Get(key);
+  if (n == nullptr) return std::nullopt;
+  if (n->is_string()) return r.Enum(key, names, what);
+  if (!n->is_table()) {
+    r.BadValue(key,
+               fmt::format("expected a string or a table, got {}", internal::TypeName(n->type())));
+    return std::nullopt;
+  }
+  TableReader t(ctx_, *n->as_table(), fmt::format("{}.{}", r.path(), key));
+  std::optional<E> mode = t.Enum(mode_key, names, what);
+  if (!ctx_.Given(fmt::format("{}.{}", t.path(), mode_key))) {
+    mode = table_default;
+    if (!mode)
+      ctx_.Error(t.pos(), fmt::format("{}: missing required key '{}'", t.path(), mode_key));
+  }
+  if (auto v = t.Bool("optional")) optional = *v;
+  if (more) more(t);
+  t.Finish();
+  return mode;
+}
+
+void Reader::ReadIsolation(TableReader& r, Component& c) {
+  SeccompSpec& sc = c.seccomp;
+  bool extras = false;  // allow or action given
+  auto seccomp_table = [&](TableReader& t) {
+    if (auto names = t.StringList("allow", true)) {
+      for (std::size_t i = 0; i < names->size(); ++i) {
+        const std::string& n = (*names)[i];
+        if (!IsSyscallName(n)) {
+          ctx_.Error(ctx_.At(fmt::format("{}.allow.{}", t.path(), i)),
+                     fmt::format("{}.allow: unknown system call '{}'{}", t.path(), n,
+                                 DidYouMean(n, SyscallNames())));
+          continue;
+        }
+        sc.allow.push_back(n);
+      }
+    }
+    if (auto v = t.Enum("action", kSeccompActions, "seccomp action")) sc.action = *v;
+    extras = ctx_.Given(t.path() + ".allow") || ctx_.Given(t.path() + ".action");
+  };
+  if (auto v =
+          ReadIsolationKey(r, "seccomp", "profile", kSeccompProfiles, "seccomp profile",
+                           std::optional(SeccompProfile::kDefault), sc.optional, seccomp_table)) {
+    sc.profile = *v;
+    if (sc.profile == SeccompProfile::kNone && extras) {
+      ctx_.Error(ctx_.At(r.path() + ".seccomp"),
+                 fmt::format("{}.seccomp: profile 'none' is no filter at all, so 'allow' and "
+                             "'action' do not apply",
+                             r.path()));
+    }
+  }
+  if (auto v = ReadIsolationKey(r, "network", "mode", kNetworkModes, "network mode",
+                                std::optional<NetworkMode>(), c.network.optional)) {
+    c.network.mode = *v;
+  }
+  if (auto v = ReadIsolationKey(r, "ipc", "mode", kIpcModes, "ipc mode", std::optional<IpcMode>(),
+                                c.ipc.optional)) {
+    c.ipc.mode = *v;
+  }
+}
+
 Component Reader::ReadComponent(TableReader& r) {
   Component c;
   if (auto v = ReadCommand(r, "exec")) {
@@ -413,6 +499,7 @@ Component Reader::ReadComponent(TableReader& r) {
   if (auto v = r.Bool("critical")) c.critical = *v;
   ReadIdentity(r, c);
   ReadLimits(r, c);
+  ReadIsolation(r, c);
   if (const toml::node* n = r.Get("normal_exit_codes")) {
     const toml::array* a = n->as_array();
     if (a == nullptr) {
@@ -537,6 +624,18 @@ std::string_view ToString(Durability d) {
 }
 std::string_view ToString(LadderStep s) {
   return NameOf(kLadderSteps, s);
+}
+std::string_view ToString(SeccompProfile p) {
+  return NameOf(kSeccompProfiles, p);
+}
+std::string_view ToString(SeccompAction a) {
+  return NameOf(kSeccompActions, a);
+}
+std::string_view ToString(NetworkMode m) {
+  return NameOf(kNetworkModes, m);
+}
+std::string_view ToString(IpcMode m) {
+  return NameOf(kIpcModes, m);
 }
 
 }  // namespace slate::spec

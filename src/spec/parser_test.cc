@@ -210,6 +210,60 @@ on_persistent_failure = { steps = ["rollback_state", "rollback_state", "reset_st
                                      LadderStep::kResetState}));
 }
 
+// Without the keys a component shares the host's network and IPC and runs
+// unfiltered; each key takes a string or a table that marks it optional.
+TEST(Isolation, IsOffByDefaultAndReadInBothSpellings) {
+  ParseResult plain = Parse(kMinimal);
+  ASSERT_TRUE(plain.ok()) << plain.Report();
+  const Component& a = *plain.system->FindComponent("a");
+  EXPECT_EQ(a.seccomp.profile, SeccompProfile::kNone);
+  EXPECT_EQ(a.network.mode, NetworkMode::kHost);
+  EXPECT_EQ(a.ipc.mode, IpcMode::kHost);
+
+  ParseResult r = Parse(R"(
+[system]
+root = "main"
+[supervisor.main]
+children = ["a", "b"]
+[component.a]
+exec = ["/bin/true"]
+seccomp = "default"
+network = "loopback"
+ipc = "private"
+[component.b]
+exec = ["/bin/true"]
+seccomp = { allow = ["ptrace", "mount"], action = "errno", optional = true }
+network = { mode = "none", optional = true }
+ipc = { mode = "private", optional = true }
+)");
+  ASSERT_TRUE(r.ok()) << r.Report();
+  const Component& x = *r.system->FindComponent("a");
+  EXPECT_EQ(x.seccomp.profile, SeccompProfile::kDefault);
+  EXPECT_TRUE(x.seccomp.allow.empty());
+  EXPECT_EQ(x.seccomp.action, SeccompAction::kKill);
+  EXPECT_FALSE(x.seccomp.optional);
+  EXPECT_EQ(x.network.mode, NetworkMode::kLoopback);
+  EXPECT_FALSE(x.network.optional);
+  EXPECT_EQ(x.ipc.mode, IpcMode::kPrivate);
+  const Component& y = *r.system->FindComponent("b");
+  EXPECT_EQ(y.seccomp.profile, SeccompProfile::kDefault);  // a table's default profile
+  EXPECT_EQ(y.seccomp.allow, (std::vector<std::string>{"ptrace", "mount"}));
+  EXPECT_EQ(y.seccomp.action, SeccompAction::kErrno);
+  EXPECT_TRUE(y.seccomp.optional);
+  EXPECT_EQ(y.network.mode, NetworkMode::kNone);
+  EXPECT_TRUE(y.network.optional);
+  EXPECT_TRUE(y.ipc.optional);
+  const std::string tree = RenderTree(*r.system);
+  EXPECT_NE(tree.find("a: component permanent, shutdown 5s, seccomp default, network loopback, "
+                      "ipc private\n"),
+            std::string::npos)
+      << tree;
+  EXPECT_NE(tree.find("b: component permanent, shutdown 5s, seccomp default +ptrace +mount "
+                      "(errno, optional), network none (optional), ipc private (optional)\n"),
+            std::string::npos)
+      << tree;
+}
+
 TEST(Parse, MissingFileIsAClearError) {
   ParseResult r = ParseFile("/nonexistent/system.toml");
   EXPECT_FALSE(r.ok());

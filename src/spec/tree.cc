@@ -32,6 +32,29 @@ std::string SupervisorLine(const Supervisor& s, bool is_root) {
   return line;
 }
 
+// ", seccomp default +ptrace (errno, optional), network none, ipc private".
+std::string IsolationText(const Component& c) {
+  auto modifiers = [](bool errno_action, bool optional) -> std::string {
+    if (errno_action && optional) return " (errno, optional)";
+    if (errno_action) return " (errno)";
+    return optional ? " (optional)" : "";
+  };
+  std::string out;
+  if (c.seccomp.profile != SeccompProfile::kNone) {
+    out += fmt::format(", seccomp {}", ToString(c.seccomp.profile));
+    for (const std::string& n : c.seccomp.allow) out += " +" + n;
+    out += modifiers(c.seccomp.action == SeccompAction::kErrno, c.seccomp.optional);
+  }
+  if (c.network.mode != NetworkMode::kHost) {
+    out += fmt::format(", network {}{}", ToString(c.network.mode),
+                       modifiers(false, c.network.optional));
+  }
+  if (c.ipc.mode != IpcMode::kHost) {
+    out += fmt::format(", ipc {}{}", ToString(c.ipc.mode), modifiers(false, c.ipc.optional));
+  }
+  return out;
+}
+
 std::string ComponentLine(const Component& c, std::string_view shown_name) {
   std::string line = fmt::format("{}: component {}, shutdown {}", shown_name, ToString(c.restart),
                                  ShutdownText(c.shutdown));
@@ -68,6 +91,7 @@ std::string ComponentLine(const Component& c, std::string_view shown_name) {
     line += fmt::format(", capabilities {}", fmt::join(names, " "));
   }
   if (!c.no_new_privs) line += ", no_new_privs off";
+  line += IsolationText(c);
   return line;
 }
 

@@ -372,6 +372,13 @@ class Validator {
                    fmt::format("{}.state: {}; a store has one owner", path, TemplateOf(c.name)));
       }
       if (c.on_persistent_failure) CheckLadder(c, path);
+      if (c.seccomp.profile != SeccompProfile::kNone && !c.no_new_privs) {
+        ctx_.Error(ctx_.At(path + ".no_new_privs"),
+                   fmt::format("{}: a seccomp filter needs no_new_privs (the kernel loads one "
+                               "without it only for a process with CAP_SYS_ADMIN); remove "
+                               "no_new_privs = false or set seccomp = \"none\"",
+                               path));
+      }
     }
   }
 

@@ -45,6 +45,11 @@
 //       socket; d: send a datagram; u: unmount it; x: open it through
 //       /proc/PID/root of any other process) and prints "reach KIND:PATH: ok"
 //       or the error; then idles.
+//   isolation --port P --shm-key K
+//       prints its network interfaces ("interfaces: lo:down"), whether it
+//       can connect to 127.0.0.1:P ("host: ok" or the error), to a listener
+//       of its own on 127.0.0.1 ("self: ..."), and whether it sees the
+//       System V shared memory segment K ("shm: ..."); then idles.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -57,10 +62,15 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -577,6 +587,66 @@ int Crash(int argc, char** argv) {
   std::exit(3);
 }
 
+// 0, or the errno of connecting to 127.0.0.1:port.
+int ConnectLoopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int error = rc < 0 ? errno : 0;
+  ::close(fd);
+  return error;
+}
+
+// 0, or the errno of listening on 127.0.0.1 and connecting to that.
+int ReachSelf() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int error = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    error = errno;
+  } else {
+    error = ConnectLoopback(ntohs(addr.sin_port));
+  }
+  ::close(fd);
+  return error;
+}
+
+int Isolation(int argc, char** argv) {
+  Init();
+  std::string interfaces;
+  if (struct if_nameindex* names = ::if_nameindex()) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    for (struct if_nameindex* i = names; i->if_index != 0; ++i) {
+      ifreq request{};
+      (void)std::snprintf(request.ifr_name, sizeof request.ifr_name, "%s", i->if_name);
+      bool up =
+          fd >= 0 && ::ioctl(fd, SIOCGIFFLAGS, &request) == 0 && (request.ifr_flags & IFF_UP) != 0;
+      interfaces +=
+          std::string(interfaces.empty() ? "" : " ") + i->if_name + (up ? ":up" : ":down");
+    }
+    if (fd >= 0) ::close(fd);
+    ::if_freenameindex(names);
+  }
+  auto text = [](int error) { return error == 0 ? "ok" : std::strerror(error); };
+  std::printf("interfaces: %s\n", interfaces.c_str());
+  std::printf("host: %s\n", text(ConnectLoopback(static_cast<int>(Num(argc, argv, "--port", 0)))));
+  std::printf("self: %s\n", text(ReachSelf()));
+  const auto key = static_cast<key_t>(Num(argc, argv, "--shm-key", 0));
+  std::printf("shm: %s\n", text(::shmget(key, 0, 0) >= 0 ? 0 : errno));
+  std::printf("isolation done\n");
+  (void)std::fflush(stdout);
+  Idle();
+}
+
 // A counter whose value carries its own check: "n" is 8 bytes of n and 8
 // of ~n. A value that fails the check (corrupted by `slate chaos`) makes it
 // exit with code 4, at start or within 10 ms while it runs; checked-sanitize
@@ -652,6 +722,7 @@ int main(int argc, char** argv) {
   if (mode == "device-reset") return DeviceReset(argc, argv);
   if (mode == "reach") return Reach(argc, argv);
   if (mode == "crash") return Crash(argc, argv);
+  if (mode == "isolation") return Isolation(argc, argv);
   if (mode == "checked") return Checked();
   if (mode == "checked-sanitize") return CheckedSanitize();
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
