@@ -38,8 +38,9 @@ constexpr int kFailed = 1;
 constexpr int kUsageError = 2;
 
 const std::vector<std::string>& KnownFaults() {
-  static const std::vector<std::string> kFaults = {
-      "kill", "segv", "abort", "hang", "bad_image", "poison", "corrupt_state", "wedge_device"};
+  static const std::vector<std::string> kFaults = {"kill",   "segv",          "abort",
+                                                   "hang",   "stall",         "bad_image",
+                                                   "poison", "corrupt_state", "wedge_device"};
   return kFaults;
 }
 

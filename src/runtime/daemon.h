@@ -238,6 +238,7 @@ class Daemon {
   bool stopping_spares_ = false;
   std::set<std::string> retired_spares_;  // stopped or given up: no spares until started
   std::set<pid_t> hung_;                  // stopped by `slate chaos` (hang), until they end
+  std::set<pid_t> stalled_;  // `slate chaos` stall: its heartbeats go unheard, until it ends
   // Stopped by the operator, still stopping: their peers hear "down" once
   // the process has ended, not while it finishes its work.
   std::set<std::string> down_when_ended_;

@@ -86,6 +86,7 @@ void Daemon::OnExit(core::Incarnation inc) {
   }
   by_pid_.erase(child.process.pid());
   hung_.erase(child.process.pid());
+  stalled_.erase(child.process.pid());
   if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
   std::string name = child.name;
   children_.erase(it);
@@ -160,7 +161,9 @@ void Daemon::OnNotify(const std::string& name) {
       // libslate found a channel's memory broken (SLATE_CORRUPT=CHANNEL).
       if (var.starts_with("SLATE_CORRUPT=")) OnCorruptReport(name, var.substr(14));
     }
-    if (m.watchdog) sup_.Heartbeat(inc, Now());
+    // (A process `slate chaos` stalled beats on unheard, as one whose
+    // heartbeat loop is stuck while the rest of it runs.)
+    if (m.watchdog && !stalled_.contains(child->second.process.pid())) sup_.Heartbeat(inc, Now());
     if (m.ready) Feed(sup_.Ready(inc, Now()));
   }
 }

@@ -161,17 +161,17 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
       {"kill", SIGKILL}, {"segv", SIGSEGV}, {"abort", SIGABRT}, {"hang", SIGSTOP}};
   const bool signal_fault = kSignals.contains(fault);
   if (!signal_fault && fault != "bad_image" && fault != "poison" && fault != "corrupt_state" &&
-      fault != "wedge_device") {
-    return error(fmt::format(
-        "unknown fault '{}' (kill, segv, abort, hang, bad_image, poison, corrupt_state, "
-        "wedge_device)",
-        fault));
+      fault != "wedge_device" && fault != "stall") {
+    return error(
+        fmt::format("unknown fault '{}' (kill, segv, abort, hang, stall, bad_image, poison, "
+                    "corrupt_state, wedge_device)",
+                    fault));
   }
   // What the system file says first: the same answer whatever the moment.
   const spec::Component* c = system_->FindComponent(name);
   if (c == nullptr) c = system_->FindComponent(name.substr(0, name.find('@')));
   if (c == nullptr) return error(fmt::format("no component named '{}'", name));
-  if (fault == "hang" && !c->heartbeat) {
+  if ((fault == "hang" || fault == "stall") && !c->heartbeat) {
     return error(fmt::format("{} has no heartbeat: a hang would never be detected", name));
   }
   if (fault == "bad_image") {
@@ -231,7 +231,7 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
     return error(fmt::format("{} is not running ({})", name, state.empty() ? "?" : state));
   }
   const pid_t pid = it->second.process.pid();
-  if (hung_.contains(pid)) {
+  if (hung_.contains(pid) || stalled_.contains(pid)) {
     return error(
         fmt::format("{} (pid {}) is hung already, until its heartbeat is overdue", name, pid));
   }
@@ -269,6 +269,12 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
     return {{"ok", true},
             {"message",
              fmt::format("corrupt_state into {} (pid {}): one value of its store", name, pid)}};
+  }
+  if (fault == "stall") {
+    stalled_.insert(pid);
+    return {
+        {"ok", true},
+        {"message", fmt::format("stall into {} (pid {}): its heartbeats go unheard", name, pid)}};
   }
   if (fault == "wedge_device") {
     RunHook(name, *c, fmt::format("wedge of device {}", wedged->name), wedged->wedge,

@@ -31,7 +31,7 @@ exec = ["/bin/sleep", "1000"]
 )");
   sut.StartReady();
   CommandOutput chaos = sut.Cli({"chaos", "--seed", "11", "--seconds", "3", "--every-ms", "250",
-                                 "--faults", "kill,segv,hang"});
+                                 "--faults", "kill,segv,hang,stall"});
   ASSERT_EQ(chaos.code, 0) << chaos.out;
   EXPECT_THAT(chaos.out, ::testing::HasSubstr("seed 11"));
   // Each injection, then the end of the very process it named, with the
@@ -63,6 +63,7 @@ exec = ["/bin/sleep", "1000"]
   };
   auto injected = sut.Events("fault_injected");
   ASSERT_GE(injected.size(), 5u) << chaos.out;
+  EXPECT_THAT(chaos.out, ::testing::HasSubstr(" stall ")) << "the seed draws a stall";
   check(injected);
   // Still running, every committed count kept: the counter only goes up.
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
