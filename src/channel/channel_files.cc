@@ -249,6 +249,11 @@ ChannelResult<CrashCharge> ChannelFiles::OnConsumerCrashed() {
     if (poisoned() == head) Word64(runtime_.data(), offset::kPoison).store(0);
   }
   charged_epoch.store(*epoch);
+  // A mark behind the head was never hit (its message was handed out as it
+  // was set, and acked): it must not wait for a redelivery.
+  if (const std::uint64_t mark = poisoned(); mark != 0 && mark < std::max(s->ack, Floor())) {
+    Word64(runtime_.data(), offset::kPoison).store(0);
+  }
   return charge;
 }
 

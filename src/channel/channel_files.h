@@ -129,7 +129,13 @@ class ChannelFiles {
   // if the channel is empty), so that the consumer aborts each time it is
   // handed it, until max_deliveries dead-letters it (OnConsumerCrashed then
   // clears the mark). Returns its id. A consumer handed it in the very
-  // instant of the call may miss the mark; then nothing happens.
+  // instant of the call may miss the mark (its delivery store and the load
+  // of the mark are not fenced, to keep the receive path fast); the message
+  // then goes on as usual, and the mark is cleared once the consumer has
+  // acked past it (checked at its next crash) or by the next Open. A
+  // consumer that receives several messages before acking is charged at its
+  // first unacked one (OnConsumerCrashed), so messages before the mark may
+  // be dead-lettered first.
   ChannelResult<std::uint64_t> Poison();
   std::uint64_t poisoned() const;  // 0: none
 

@@ -211,6 +211,8 @@ ChannelResult<ChannelFiles> ChannelFiles::Open(const std::string& dir, const Cha
     max_deliveries.store(g.max_deliveries);
   }
   Word64(f.runtime_.data(), offset::kRuntimeEpoch).fetch_add(1, std::memory_order_seq_cst);
+  // A poison mark belongs to the chaos run of the runtime that set it.
+  Word64(f.runtime_.data(), offset::kPoison).store(0, std::memory_order_seq_cst);
   // A runtime that died between a bump and its wake (SetDown, Repair,
   // Requeue) may have left an end asleep: both look again.
   f.Nudge(EndRole::kProducer);

@@ -160,7 +160,9 @@ std::vector<Outcome> Pair(const std::vector<Event>& events) {
     std::size_t detected = end;
     for (std::size_t k = i + 1; k < end; ++k) {
       const Event& e = events[k];
-      if (e.node != f.node || e.event != "child_exited") continue;
+      if (e.node != f.node || (e.event != "child_exited" && e.event != "child_terminated")) {
+        continue;
+      }
       const bool failure = IsFailure(e);
       // (An update stops the process itself: not a cure.)
       if (!failure && (o.fault == "bad_image" || e.raw.value("pid", std::int64_t{0}) != pid)) {
@@ -244,10 +246,11 @@ std::string Ms(std::optional<double> v) {
   return *v < 10 ? fmt::format("{:.2f} ms", *v) : fmt::format("{:.0f} ms", *v);
 }
 
-// Waits until every component is running and the journal has been quiet of
-// failures for a second, or `limit` passed. False when the system is gone.
-bool Settle(const Options& o, const std::string& journal, std::chrono::seconds limit,
-            const std::function<void()>& meanwhile) {
+// Waits until every fault since byte `start` of the journal has been
+// detected and recovered from, every component is running, and no failure
+// came for a second; or until `limit`. False when the system is gone.
+bool Settle(const Options& o, const std::string& journal, std::streamoff start,
+            std::chrono::seconds limit, const std::function<void()>& meanwhile) {
   const auto deadline = Clock::now() + limit;
   bool calm = false;
   Clock::time_point calm_since = Clock::now();
@@ -265,7 +268,12 @@ bool Settle(const Options& o, const std::string& journal, std::chrono::seconds l
     bool failed = false;
     for (const Event& e : ReadJournal(journal, seen)) failed = failed || IsFailure(e);
     seen = size;
-    if (!all_running || failed) {
+    // A hang shows only once its heartbeat is overdue, damage only when the
+    // component reads it: wait for each fault's own outcome.
+    const std::vector<Outcome> outcomes = Pair(ReadJournal(journal, start));
+    const bool all_recovered = std::all_of(outcomes.begin(), outcomes.end(),
+                                           [](const Outcome& oc) { return oc.recovered_ms; });
+    if (!all_running || failed || !all_recovered) {
       calm = false;
     } else if (!calm) {
       calm = true;
@@ -367,6 +375,13 @@ Report MakeReport(const Options& o, const std::vector<Event>& events,
   std::vector<std::string> failures;
   if (!gave_up.empty()) failures.push_back("the system gave up on something");
   if (o.max_recovery_ms > 0) {
+    if (outcomes.empty()) failures.push_back("no fault was injected");
+    if (undetected > 0) {
+      failures.push_back(
+          fmt::format("{} fault(s) never detected (the component went on as if "
+                      "nothing happened, or the fault missed)",
+                      undetected));
+    }
     if (unrecovered > 0) failures.push_back(fmt::format("{} fault(s) not recovered", unrecovered));
     if (worst > static_cast<double>(o.max_recovery_ms)) {
       failures.push_back(
@@ -547,13 +562,16 @@ int RunChaos(const Options& o) {
     return gone ? kFailed : 0;
   }
   // The report: first let the system come back (or give up trying).
-  if (!gone) Settle(o, journal, std::chrono::seconds(o.settle_s), [&] { draw(false); });
+  if (!gone) {
+    Settle(o, journal, journal_start, std::chrono::seconds(o.settle_s), [&] { draw(false); });
+  }
   draw(true);
   auto final_status = runtime::Call(SocketPath(o), {{"verb", "status"}});
   Report report = MakeReport(o, ReadJournal(journal, journal_start),
                              final_status ? (*final_status)["status"] : nlohmann::json::object());
   fmt::print("{}\n{}", injected, report.text);
   report.json["seed"] = seed;
+  report.json["refused"] = refused;
   report.json["system_running"] = static_cast<bool>(final_status);
   if (!o.report_json.empty()) {
     const std::string tmp = o.report_json + ".tmp";

@@ -235,6 +235,15 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
     return error(
         fmt::format("{} (pid {}) is hung already, until its heartbeat is overdue", name, pid));
   }
+  // The mark first (it is on a message still to come), so that a failure
+  // to place it leaves no fault_injected line behind.
+  std::uint64_t poisoned_id = 0;
+  if (fault == "poison") {
+    auto id = poisoned->files->Poison();
+    if (!id)
+      return error(fmt::format("poison {}: {}", poisoned->spec->name, id.error().Describe()));
+    poisoned_id = *id;
+  }
   core::Event e;
   e.event = "fault_injected";
   e.node = name;
@@ -244,11 +253,8 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   if (wedged != nullptr) e.device = wedged->name;
   DoEmit(e);
   if (fault == "poison") {
-    auto id = poisoned->files->Poison();
-    if (!id)
-      return error(fmt::format("poison {}: {}", poisoned->spec->name, id.error().Describe()));
     return {{"ok", true},
-            {"message", fmt::format("poisoned message {} of {} for {} (pid {})", *id,
+            {"message", fmt::format("poisoned message {} of {} for {} (pid {})", poisoned_id,
                                     poisoned->spec->name, name, pid)}};
   }
   if (fault == "corrupt_state") {
