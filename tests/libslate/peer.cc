@@ -50,6 +50,32 @@
 //       can connect to 127.0.0.1:P ("host: ok" or the error), to a listener
 //       of its own on 127.0.0.1 ("self: ..."), and whether it sees the
 //       System V shared memory segment K ("shm: ..."); then idles.
+//
+// Hostile modes (tests/libslate/hostile_it_test.cc); each carries its
+// arguments in its argv, so that the test finds all of its processes (and
+// its forks) by a marker there.
+//   fork-bomb --marker M [--hold-ms H] [--code C]
+//       forks as fast as it can, and so do all its forks, retrying when the
+//       kernel refuses; after H ms the first process exits with code C,
+//       leaving the others forking.
+//   hog [--chunk-kib K] [--pace-us U]
+//       allocates (and touches) K KiB every U us; when malloc fails it says
+//       "hog: malloc failed after N MiB" and aborts.
+//   notify-flood [--victim NAME]
+//       READY=1, then sends sd_notify datagrams to $NOTIFY_SOCKET as fast as
+//       it can (READY=1, WATCHDOG=1, garbage STATUS=, binary, empty and
+//       oversize datagrams, descriptors); and READY=1, WATCHDOG=1 and
+//       STATUS= to NAME's notify socket, reached through /proc/PID/root of
+//       its processes. Prints "flood: ..." counts each second.
+//   mute --marker FILE [--hold-ms H]
+//       the first time (FILE absent): creates FILE, is ready, heartbeats
+//       for H ms, then goes on without heartbeats. Later: heartbeats but
+//       never says it is ready.
+//   stubborn --marker M [--main-ignores yes]
+//       forks a child that calls setsid() and ignores SIGTERM, which forks
+//       a grandchild that does the same; prints their pids; then idles
+//       (the first process dies of SIGTERM as usual, or with --main-ignores
+//       ignores it too).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +93,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -704,6 +731,226 @@ int CheckedSanitize() {
   return 0;
 }
 
+bool Elapsed(std::chrono::steady_clock::time_point t0, long long ms) {
+  return std::chrono::steady_clock::now() - t0 >= milliseconds(ms);
+}
+
+int ForkBomb(int argc, char** argv) {
+  const long long hold = Num(argc, argv, "--hold-ms", 1000);
+  const int code = static_cast<int>(Num(argc, argv, "--code", 7));
+  const auto t0 = std::chrono::steady_clock::now();
+  bool first = true;
+  long long forked = 0;
+  bool told = false;
+  for (;;) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      first = false;  // a fork bombs on, and never exits
+      continue;
+    }
+    if (pid > 0) {
+      ++forked;
+    } else {
+      if (first && !told) {
+        std::printf("fork-bomb: refused after %lld forks: %s\n", forked, std::strerror(errno));
+        (void)std::fflush(stdout);
+        told = true;
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    if (first && Elapsed(t0, hold)) {
+      std::printf("fork-bomb: exits with %d\n", code);
+      (void)std::fflush(stdout);
+      std::_Exit(code);
+    }
+  }
+}
+
+std::vector<void*> hoard;  // what the hog holds, so that nothing is optimized away
+
+int Hog(int argc, char** argv) {
+  const auto chunk = static_cast<std::size_t>(Num(argc, argv, "--chunk-kib", 1024)) * 1024;
+  const auto pace = Num(argc, argv, "--pace-us", 1000);
+  std::printf("hog: starts\n");
+  (void)std::fflush(stdout);
+  for (;;) {
+    void* p = std::malloc(chunk);
+    if (p == nullptr) {
+      std::printf("hog: malloc failed after %zu MiB\n", hoard.size() * chunk >> 20);
+      (void)std::fflush(stdout);
+      std::abort();
+    }
+    std::memset(p, 0xa5, chunk);
+    hoard.push_back(p);
+    if (pace > 0) std::this_thread::sleep_for(std::chrono::microseconds(pace));
+  }
+}
+
+sockaddr_un UnixAddress(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return addr;
+}
+
+// One datagram to `to`, with descriptor `fd` attached if >= 0; 0 or errno.
+int SendDatagram(int sock, const std::string& to, std::string_view what, int fd = -1) {
+  sockaddr_un addr = UnixAddress(to);
+  iovec iov{const_cast<char*>(what.data()), what.size()};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = sizeof addr;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0 ? 0 : errno;
+}
+
+// NAME's notify socket as other processes' mount views show it, through
+// /proc/PID/root: the paths that exist now.
+std::vector<std::string> VictimSockets(const std::string& name) {
+  std::vector<std::string> out;
+  const char* dir = std::getenv("SLATE_STATE_DIR");
+  if (dir == nullptr || name.empty()) return out;
+  const std::string path = std::string(dir) + "/run/" + name + ".notify";
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  const std::string self = std::to_string(::getpid());
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || self == e->d_name) continue;
+    std::string via = std::string("/proc/") + e->d_name + "/root" + path;
+    struct stat st {};
+    if (::stat(via.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) out.push_back(std::move(via));
+  }
+  ::closedir(proc);
+  return out;
+}
+
+int NotifyFlood(int argc, char** argv) {
+  const char* own = std::getenv("NOTIFY_SOCKET");
+  if (own == nullptr) Die("no NOTIFY_SOCKET");
+  const std::string victim = Arg(argc, argv, "--victim");
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (sock < 0) Die("socket");
+  int big = 4 << 20;
+  (void)::setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  while (SendDatagram(sock, own, "READY=1") == EAGAIN) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  std::string garbage(4000, '\0');
+  for (std::size_t i = 0; i < garbage.size(); ++i) {
+    garbage[i] = static_cast<char>((i * 7919 + 13) & 0xff);
+  }
+  const std::vector<std::string> messages{
+      "READY=1",
+      "WATCHDOG=1",
+      "READY=1\nWATCHDOG=1\nSTATUS=" + std::string(3000, 'S'),
+      "STATUS=" + garbage,
+      garbage,
+      std::string(),
+      std::string("\0\0\0READY=1", 10),
+      "MAINPID=1\nWATCHDOG_USEC=1\nEXTEND_TIMEOUT_USEC=1\nERRNO=12\nSTOPPING=1\nRELOADING=1",
+      "WATCHDOG=trigger\nFDSTORE=1\nFDNAME=x\nBARRIER=1",
+      "STATUS=" + std::string(60000, 'X'),   // large
+      "STATUS=" + std::string(300000, 'Y'),  // beyond any buffer: EMSGSIZE
+      std::string(1 << 16, '='),
+  };
+  std::vector<std::string> targets;
+  auto rescan = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto report = std::chrono::steady_clock::now();
+  long long sent = 0, full = 0, refused = 0, forged = 0, fds = 0;
+  for (std::size_t i = 0;; ++i) {
+    if (Elapsed(rescan, 50)) {
+      targets = VictimSockets(victim);
+      rescan = std::chrono::steady_clock::now();
+    }
+    const int err = i % 64 == 0 ? SendDatagram(sock, own, "FDSTORE=1", devnull)
+                                : SendDatagram(sock, own, messages[i % messages.size()]);
+    if (err == 0) {
+      ++sent;
+      fds += i % 64 == 0;
+    } else if (err == EAGAIN) {
+      ++full;
+    } else {
+      ++refused;
+    }
+    if (i % 16 == 0) {
+      for (const auto& t : targets) {
+        for (const char* m : {"READY=1", "WATCHDOG=1", "STATUS=forged by the flood"}) {
+          if (SendDatagram(sock, t, m) == 0) ++forged;
+        }
+      }
+    }
+    if (Elapsed(report, 1000)) {
+      std::printf(
+          "flood: sent %lld (with a descriptor %lld), full %lld, refused %lld, forged %lld to %zu "
+          "sockets of %s\n",
+          sent, fds, full, refused, forged, targets.size(), victim.c_str());
+      (void)std::fflush(stdout);
+      report = std::chrono::steady_clock::now();
+    }
+  }
+}
+
+int Mute(int argc, char** argv) {
+  Init();
+  const std::string marker = Arg(argc, argv, "--marker");
+  const long long hold = Num(argc, argv, "--hold-ms", 500);
+  const bool again = ::access(marker.c_str(), F_OK) == 0;
+  if (!again) {
+    if (int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644); fd >= 0) ::close(fd);
+    slate::Ready();
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!Elapsed(t0, hold)) {
+      slate::Heartbeat();
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    std::printf("mute: no more heartbeats\n");
+    (void)std::fflush(stdout);
+    for (;;) std::this_thread::sleep_for(milliseconds(1000));
+  }
+  std::printf("mute: never ready\n");
+  (void)std::fflush(stdout);
+  for (;;) {
+    slate::Heartbeat();
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+[[noreturn]] void Linger() {
+  for (;;) ::pause();
+}
+
+int Stubborn(int argc, char** argv) {
+  // The marker is for whoever reads our command line.
+  if (Arg(argc, argv, "--main-ignores") == "yes") ::signal(SIGTERM, SIG_IGN);
+  const pid_t child = ::fork();
+  if (child < 0) Die("fork");
+  if (child == 0) {
+    ::setsid();
+    ::signal(SIGTERM, SIG_IGN);
+    const pid_t grandchild = ::fork();
+    if (grandchild == 0) {
+      ::setsid();
+      Linger();
+    }
+    std::printf("stubborn: child %d, grandchild %d\n", ::getpid(), grandchild);
+    (void)std::fflush(stdout);
+    Linger();
+  }
+  Linger();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -725,6 +972,11 @@ int main(int argc, char** argv) {
   if (mode == "isolation") return Isolation(argc, argv);
   if (mode == "checked") return Checked();
   if (mode == "checked-sanitize") return CheckedSanitize();
+  if (mode == "fork-bomb") return ForkBomb(argc, argv);
+  if (mode == "hog") return Hog(argc, argv);
+  if (mode == "notify-flood") return NotifyFlood(argc, argv);
+  if (mode == "mute") return Mute(argc, argv);
+  if (mode == "stubborn") return Stubborn(argc, argv);
   std::fprintf(stderr, "usage: slate_peer produce|consume|scribble|serve|call|call-once|grants\n");
   return 2;
 }
