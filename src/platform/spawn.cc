@@ -150,6 +150,9 @@ struct PreparedChild {
   std::vector<std::string> bind_paths;
   std::vector<bool> bind_read_only;
   std::vector<ChildBind> binds;
+  std::vector<std::string> writable;
+  std::vector<const char*> writable_ptrs;
+  std::vector<int> writable_fds;
   ChildPlan plan;
 };
 
@@ -225,6 +228,33 @@ Status PrepareView(const std::string& program, const MountView& view, PreparedCh
   }
   for (std::size_t i = 0; i < child.bind_paths.size(); ++i) {
     child.binds.push_back({child.bind_paths[i].c_str(), child.bind_read_only[i], -1, {}});
+  }
+  if (view.read_only_root) {
+    // Outer paths first, as the keeps; each tree as it was, put back after
+    // the whole view is made read-only.
+    std::vector<std::string> writable{"/dev", "/proc"};
+    for (const std::string& w : view.writable) {
+      std::string n = normal(w);
+      if (n.empty()) return Refuse("writable path ", w, " is not an absolute path below /");
+      writable.push_back(n);
+    }
+    for (const MountView::Keep& k : keeps) {
+      if (!k.read_only) writable.push_back(k.path);
+    }
+    std::stable_sort(writable.begin(), writable.end(), [](const auto& a, const auto& b) {
+      return std::count(a.begin(), a.end(), '/') < std::count(b.begin(), b.end(), '/');
+    });
+    for (std::string& w : writable) {
+      if (std::find(child.writable.begin(), child.writable.end(), w) == child.writable.end()) {
+        child.writable.push_back(std::move(w));
+      }
+    }
+    for (const std::string& w : child.writable) child.writable_ptrs.push_back(w.c_str());
+    child.writable_fds.assign(child.writable.size(), -1);
+    child.plan.read_only_root = true;
+    child.plan.writable = child.writable_ptrs.data();
+    child.plan.writable_fds = child.writable_fds.data();
+    child.plan.writable_count = child.writable.size();
   }
   child.plan.view = true;
   child.plan.hide = child.hide_ptrs.data();
@@ -364,6 +394,22 @@ bool TryIpcNamespace() {
   return ::unshare(CLONE_NEWIPC) == 0;
 }
 
+// What a read-only view takes besides the view: a tree cloned, the rest
+// made read-only, the tree put back.
+bool TryReadOnlyRoot() {
+  if (::unshare(CLONE_NEWNS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    return false;
+  }
+  const auto tree = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, "/dev",
+                                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (tree < 0) return false;
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  return ::syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) == 0 &&
+         ::syscall(SYS_move_mount, tree, "", AT_FDCWD, "/dev", MOVE_MOUNT_F_EMPTY_PATH) == 0;
+}
+
 }  // namespace
 
 std::optional<std::string> CapabilityDropUnavailable() {
@@ -421,6 +467,25 @@ std::optional<std::string> NamespaceUnavailable(Namespace kind) {
   return why[index];
 }
 
+std::optional<std::string> ReadOnlyRootUnavailable() {
+  static std::once_flag once;
+  static std::optional<std::string> why;
+  std::call_once(once, [] {
+    if (auto views = MountViewsUnavailable()) {
+      why = *views;
+      return;
+    }
+    const int error = ProbeInChild(&TryReadOnlyRoot);
+    if (error < 0) {
+      why = std::string("cannot probe for read-only mount views: fork: ") + std::strerror(errno);
+    } else if (error != 0) {
+      why = std::string("no read-only mount views for components (") + std::strerror(error) +
+            (error == ENOSYS ? "; mount_setattr and open_tree need Linux >= 5.12)" : ")");
+    }
+  });
+  return why;
+}
+
 Result<MountNamespace> MountNamespace::Make(const MountView& view) {
   const std::string what = "mount view";
   PreparedChild child;
@@ -447,6 +512,9 @@ Result<MountNamespace> MountNamespace::Make(const MountView& view) {
   // Whatever a failed child left open in our (shared) table.
   for (const ChildBind& b : child.binds) {
     if (b.fd >= 0) ::close(b.fd);
+  }
+  for (const int fd : child.writable_fds) {
+    if (fd >= 0) ::close(fd);
   }
   const auto step =
       static_cast<ChildStep>(__atomic_load_n(&child.plan.failed_step, __ATOMIC_ACQUIRE));

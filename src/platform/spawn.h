@@ -38,6 +38,16 @@ struct MountView {
   };
   std::vector<std::string> hide;
   std::vector<Keep> keep;
+  // Then, with read_only_root, every mount of the view is made read-only
+  // (mount_setattr(2), MOUNT_ATTR_RDONLY, recursively from "/") but for
+  // these, kept as they were before, their mounts below included: each
+  // `writable` path (absolute; it must exist), each kept path not read_only,
+  // /dev (/dev/null, /dev/shm) and /proc (/proc/self/... files a program
+  // writes, e.g. thread names). /sys and the rest become read-only. A path
+  // the host has read-only stays so. Needs Linux >= 5.12: see
+  // ReadOnlyRootUnavailable.
+  bool read_only_root = false;
+  std::vector<std::string> writable = {};  // (an initializer: {hide, keep} stays complete)
 };
 
 // A mount namespace made once from a MountView and joined by many children
@@ -60,6 +70,11 @@ class MountNamespace {
 // namespaces refused); nullopt when they can. Probes once, by making a
 // namespace in a throwaway child, and remembers.
 std::optional<std::string> MountViewsUnavailable();
+
+// Why a MountView cannot have read_only_root here (no mount views at all,
+// or no mount_setattr(2) and open_tree(2): Linux < 5.12, or an outer
+// sandbox refuses them); nullopt when it can. Probes once and remembers.
+std::optional<std::string> ReadOnlyRootUnavailable();
 
 // Who a child runs as: set in the child, after its mount view and chdir
 // and before execve, with setgroups, setresgid and setresuid.

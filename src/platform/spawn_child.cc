@@ -110,6 +110,37 @@ SLATE_CHILD_CODE void ChildFdPath(int fd, char* out) {
   out[n] = '\0';
 }
 
+// The view read-only but for the writable trees: each is cloned first, as
+// it is (with its flags and the mounts below it), and put back on top after.
+// A clone not yet put back is closed with the rest should a step fail.
+SLATE_CHILD_CODE void ChildMakeReadOnly(ChildPlan* plan) {
+  for (size_t i = 0; i < plan->writable_count; ++i) {
+    const long fd = syscall(SYS_open_tree, AT_FDCWD, plan->writable[i],
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) {
+      ChildMountFail(plan, ChildStep::kMountWritable, plan->writable[i], errno);
+    }
+    plan->writable_fds[i] = static_cast<int>(fd);
+  }
+  // Field by field: zeroing the whole could become a call to memset.
+  mount_attr attr;
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  attr.attr_clr = 0;
+  attr.propagation = 0;
+  attr.userns_fd = 0;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) != 0) {
+    ChildMountFail(plan, ChildStep::kMountReadOnly, "/", errno);
+  }
+  for (size_t i = 0; i < plan->writable_count; ++i) {
+    if (syscall(SYS_move_mount, plan->writable_fds[i], "", AT_FDCWD, plan->writable[i],
+                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      ChildMountFail(plan, ChildStep::kMountWritable, plan->writable[i], errno);
+    }
+    syscall(SYS_close, plan->writable_fds[i]);
+    plan->writable_fds[i] = -1;
+  }
+}
+
 // Runs before the descriptors are installed, so that what it opens is
 // closed with the rest should a step fail midway.
 SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
@@ -168,6 +199,7 @@ SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
       ChildMountFail(plan, ChildStep::kMountSeal, plan->hide[i], errno);
     }
   }
+  if (plan->read_only_root) ChildMakeReadOnly(plan);
 }
 
 // Runs before the descriptors are installed, like the view, so that the
@@ -395,6 +427,8 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kMountCreate: return "make a mount point";
     case ChildStep::kMountKeep: return "bind-mount back";
     case ChildStep::kMountSeal: return "make read-only";
+    case ChildStep::kMountReadOnly: return "make the root read-only (mount_setattr)";
+    case ChildStep::kMountWritable: return "keep writable (open_tree, move_mount)";
     case ChildStep::kCapabilities: return "drop capabilities";
     case ChildStep::kSetGroups: return "setgroups";
     case ChildStep::kSetGid: return "setresgid";

@@ -27,6 +27,8 @@ enum class ChildStep : int {
   kMountCreate,
   kMountKeep,
   kMountSeal,
+  kMountReadOnly,
+  kMountWritable,
   kCapabilities,
   kSetGroups,
   kSetGid,
@@ -95,6 +97,14 @@ struct ChildPlan {
   size_t create_count = 0;
   ChildBind* binds = nullptr;
   size_t bind_count = 0;
+  // Then, with read_only_root: clone each `writable` path's tree as it is
+  // (open_tree(OPEN_TREE_CLONE | AT_RECURSIVE) into writable_fds), make
+  // every mount read-only (mount_setattr from "/", AT_RECURSIVE), and put
+  // each clone back on its path (move_mount), outermost first.
+  bool read_only_root = false;
+  const char* const* writable = nullptr;
+  int* writable_fds = nullptr;  // writable_count slots, set by the child
+  size_t writable_count = 0;
   const char* failed_path = nullptr;  // the path a mount step failed on
   // Join this mount namespace (setns) instead of making `view`; -1: none.
   int join_namespace = -1;

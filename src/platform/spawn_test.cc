@@ -332,6 +332,73 @@ TEST_P(SpawnTest, AMountViewHidesADirectoryButWhatItKeeps) {
   ASSERT_EQ(::system(("rm -rf " + dir).c_str()), 0);
 }
 
+// read_only_root: the whole view read-only but for the writable path, the
+// kept path not marked read-only, /dev and /proc; what the host has
+// read-only (the hidden tmpfs, a kept read-only path) stays so.
+TEST_P(SpawnTest, AReadOnlyRootViewIsWritableOnlyWhereItSays) {
+  if (auto why = ReadOnlyRootUnavailable()) GTEST_SKIP() << *why;
+  char templ[] = "/tmp/slate-ro-XXXXXX";
+  ASSERT_NE(::mkdtemp(templ), nullptr);
+  const std::string dir = templ;
+  ASSERT_EQ(::system(("mkdir -p " + dir + "/out " + dir + "/state/store/ro").c_str()), 0);
+  // "name: result" per attempt: "ok" or the shell's reason.
+  auto attempt = [](const std::string& name, const std::string& command) {
+    return "echo \"" + name + ": $( (" + command + ") 2>&1 >/dev/null | sed 's/.*: //')\"; ";
+  };
+  const std::string script =
+      attempt("out", "echo x > " + dir + "/out/x") + attempt("dir", "echo x > " + dir + "/x") +
+      attempt("tmp", "echo x > /tmp/slate-ro-x") +
+      attempt("store", "echo x > " + dir + "/state/store/x") +
+      attempt("store/ro", "echo x > " + dir + "/state/store/ro/x") +
+      attempt("hidden", "mkdir " + dir + "/state/other") +
+      attempt("dev",
+              "echo x > /dev/null && echo x > /dev/shm/slate-ro-$$ && rm /dev/shm/slate-ro-$$") +
+      attempt("proc", "echo slate-ro > /proc/self/comm") + attempt("sys", "touch /sys/slate-ro");
+  const std::string expected =
+      "out: \n"
+      "dir: Read-only file system\n"
+      "tmp: Read-only file system\n"
+      "store: \n"
+      "store/ro: Read-only file system\n"
+      "hidden: Read-only file system\n"
+      "dev: \n"
+      "proc: \n"
+      "sys: Read-only file system\n";
+  MountView view{{dir + "/state"},
+                 {{dir + "/state/store", false}, {dir + "/state/store/ro", true}}};
+  view.read_only_root = true;
+  view.writable = {dir + "/out/"};
+  auto mounts = MountNamespace::Make(view);
+  ASSERT_TRUE(mounts.ok()) << mounts.error().message;
+  // Made for this child, and joined as the runtime does.
+  for (int joined = 0; joined < 2; ++joined) {
+    auto out = MakeOutputPipe();
+    ASSERT_TRUE(out.ok());
+    auto request = ShellRequest(script, {{out->write.get(), 1}});
+    if (joined == 1) {
+      request.mounts = &*mounts;
+    } else {
+      request.view = view;
+    }
+    auto process = Spawn(request);
+    ASSERT_TRUE(process.ok()) << process.error().message;
+    out.value().write.Reset();
+    EXPECT_EQ(ReadAll(out->read.get()), expected) << (joined == 1 ? "joined" : "made");
+    EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Exited(0));
+  }
+  EXPECT_TRUE(std::ifstream(dir + "/out/x").good());
+  EXPECT_TRUE(std::ifstream(dir + "/state/store/x").good());
+  // Ours stays writable.
+  EXPECT_EQ(::system(("echo x > " + dir + "/x").c_str()), 0);
+  // A writable path that is not there fails the view, naming it.
+  view.writable = {dir + "/gone"};
+  auto failed = MountNamespace::Make(view);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().message, "spawn mount view: keep writable (open_tree, move_mount) " +
+                                        dir + "/gone: No such file or directory");
+  ASSERT_EQ(::system(("rm -rf " + dir).c_str()), 0);
+}
+
 TEST_P(SpawnTest, AMountViewMustKeepPathsBelowWhatItHides) {
   auto request = Program({"/bin/true"});
   request.view = MountView{{"/tmp/a"}, {{"/tmp/b", false}}};

@@ -1,6 +1,6 @@
 // Who each component runs as (`user`, `group`) and what it may keep
 // (`capabilities`, `no_new_privs`, `limits`, `seccomp`) or share with the
-// host (`network`, `ipc`): names resolved and features checked on this host
+// host (`network`, `ipc`, `read_only_root`): names resolved and features checked on this host
 // once at start, applied by Spawn in the child before execve.
 #include <cerrno>
 #include <charconv>
@@ -112,6 +112,19 @@ Result<std::monostate> CheckIsolation(const spec::Component& c) {
     demands.push_back({fmt::format("ipc = \"{}\"", mode), c.ipc.optional,
                        platform::NamespaceUnavailable(platform::Namespace::kIpc),
                        fmt::format("ipc = {{ mode = \"{}\", optional = true }}", mode)});
+  }
+  if (c.read_only_root.enabled) {
+    demands.push_back({"read_only_root = true", c.read_only_root.optional,
+                       platform::ReadOnlyRootUnavailable(),
+                       "read_only_root = { enabled = true, optional = true }"});
+    for (const std::string& w : c.read_only_root.writable) {
+      std::error_code ec;
+      if (!fs::exists(w, ec)) {
+        return MakeError(
+            fmt::format("component {}: writable path {} does not exist; create it before the start",
+                        c.name, w));
+      }
+    }
   }
   for (const Demand& d : demands) {
     if (!d.why) continue;

@@ -103,6 +103,11 @@ platform::MountView Daemon::ViewFor(const std::string& name, const spec::Compone
     if (fs::is_directory(checkpoints, ec)) view.keep.push_back({checkpoints.string(), true});
   }
   if (platform::NotifySocket* n = NotifyFor(name)) view.keep.push_back({n->path(), false});
+  // Refused at start where the host lacks it, unless optional: left out.
+  if (c.read_only_root.enabled && !platform::ReadOnlyRootUnavailable()) {
+    view.read_only_root = true;
+    view.writable = c.read_only_root.writable;
+  }
   return view;
 }
 

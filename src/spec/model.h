@@ -107,6 +107,15 @@ struct IpcSpec {
   bool optional = false;
 };
 
+// A read-only view of the whole file system but for `writable` (absolute,
+// resolved against the system file's folder), /dev, /proc and what the
+// runtime keeps writable (its store, its notify socket).
+struct ReadOnlyRootSpec {
+  bool enabled = false;
+  std::vector<std::string> writable;
+  bool optional = false;
+};
+
 struct Component {
   std::string name;
   SourcePos pos;
@@ -144,6 +153,7 @@ struct Component {
   SeccompSpec seccomp;
   NetworkSpec network;  // a network namespace of its own, or the host's
   IpcSpec ipc;          // an IPC namespace of its own, or the host's
+  ReadOnlyRootSpec read_only_root;
 };
 
 struct Supervisor {

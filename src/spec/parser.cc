@@ -461,6 +461,30 @@ void Reader::ReadIsolation(TableReader& r, Component& c) {
                                 c.ipc.optional)) {
     c.ipc.mode = *v;
   }
+  // read_only_root = true | false | { enabled = true, optional = true }.
+  ReadOnlyRootSpec& ro = c.read_only_root;
+  if (const toml::node* n = r.Get("read_only_root")) {
+    if (n->is_boolean()) {
+      ro.enabled = r.Bool("read_only_root").value_or(false);
+    } else if (n->is_table()) {
+      TableReader t(ctx_, *n->as_table(), r.path() + ".read_only_root");
+      ro.enabled = t.Bool("enabled").value_or(true);
+      if (auto v = t.Bool("optional")) ro.optional = *v;
+      t.Finish();
+    } else {
+      r.BadValue("read_only_root", fmt::format("expected true, false or a table, got {}",
+                                               internal::TypeName(n->type())));
+    }
+  }
+  if (auto v = r.StringList("writable", false)) {
+    for (const std::string& p : *v) ro.writable.push_back(Resolve(p));
+    if (!ro.enabled) {
+      ctx_.Error(ctx_.At(r.path() + ".writable"),
+                 fmt::format("{}.writable: only with read_only_root = true (without it every "
+                             "path is as writable as the host has it)",
+                             r.path()));
+    }
+  }
 }
 
 Component Reader::ReadComponent(TableReader& r) {

@@ -264,6 +264,47 @@ ipc = { mode = "private", optional = true }
       << tree;
 }
 
+// read_only_root takes a bool or a table that marks it optional; writable
+// paths are resolved against the file's folder.
+TEST(Isolation, ReadOnlyRootIsReadInBothSpellings) {
+  ParseResult plain = Parse(kMinimal);
+  ASSERT_TRUE(plain.ok()) << plain.Report();
+  EXPECT_FALSE(plain.system->FindComponent("a")->read_only_root.enabled);
+
+  ParseResult r = Parse(R"(
+[system]
+root = "main"
+[supervisor.main]
+children = ["a", "b"]
+[component.a]
+exec = ["/bin/true"]
+read_only_root = true
+writable = ["/srv/out", "data/../cache"]
+[component.b]
+exec = ["/bin/true"]
+read_only_root = { enabled = true, optional = true }
+)");
+  ASSERT_TRUE(r.ok()) << r.Report();
+  const ReadOnlyRootSpec& a = r.system->FindComponent("a")->read_only_root;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_FALSE(a.optional);
+  ASSERT_EQ(a.writable.size(), 2U);
+  EXPECT_EQ(a.writable[0], "/srv/out");
+  EXPECT_TRUE(a.writable[1].starts_with("/") && a.writable[1].ends_with("/cache") &&
+              a.writable[1].find("..") == std::string::npos)
+      << a.writable[1];
+  const ReadOnlyRootSpec& b = r.system->FindComponent("b")->read_only_root;
+  EXPECT_TRUE(b.enabled);
+  EXPECT_TRUE(b.optional);
+  const std::string tree = RenderTree(*r.system);
+  EXPECT_NE(tree.find("a: component permanent, shutdown 5s, read-only root +/srv/out +"),
+            std::string::npos)
+      << tree;
+  EXPECT_NE(tree.find("b: component permanent, shutdown 5s, read-only root (optional)\n"),
+            std::string::npos)
+      << tree;
+}
+
 TEST(Parse, MissingFileIsAClearError) {
   ParseResult r = ParseFile("/nonexistent/system.toml");
   EXPECT_FALSE(r.ok());

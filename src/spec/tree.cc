@@ -32,7 +32,8 @@ std::string SupervisorLine(const Supervisor& s, bool is_root) {
   return line;
 }
 
-// ", seccomp default +ptrace (errno, optional), network none, ipc private".
+// ", seccomp default +ptrace (errno, optional), network none, ipc private,
+// read-only root +/srv/out (optional)".
 std::string IsolationText(const Component& c) {
   auto modifiers = [](bool errno_action, bool optional) -> std::string {
     if (errno_action && optional) return " (errno, optional)";
@@ -51,6 +52,11 @@ std::string IsolationText(const Component& c) {
   }
   if (c.ipc.mode != IpcMode::kHost) {
     out += fmt::format(", ipc {}{}", ToString(c.ipc.mode), modifiers(false, c.ipc.optional));
+  }
+  if (c.read_only_root.enabled) {
+    out += ", read-only root";
+    for (const std::string& w : c.read_only_root.writable) out += " +" + w;
+    out += modifiers(false, c.read_only_root.optional);
   }
   return out;
 }

@@ -379,6 +379,29 @@ class Validator {
                                "no_new_privs = false or set seccomp = \"none\"",
                                path));
       }
+      CheckWritable(c, path);
+    }
+  }
+
+  // Each writable path is kept as the host has it in the component's view,
+  // which hides state_dir: a path in there cannot be one (a folder above it
+  // can: state_dir stays hidden inside it).
+  void CheckWritable(const Component& c, const std::string& path) {
+    const std::string& dir = sys_.state_dir;
+    for (std::size_t i = 0; i < c.read_only_root.writable.size(); ++i) {
+      const std::string& w = c.read_only_root.writable[i];
+      auto within = [](const std::string& inner, const std::string& outer) {
+        return inner == outer ||
+               (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+                inner[outer.size()] == '/');
+      };
+      if (dir.empty()) continue;
+      if (within(w, dir)) {
+        ctx_.Error(ctx_.At(fmt::format("{}.writable.{}", path, i)),
+                   fmt::format("{}.writable: '{}' is in state_dir ({}), which components do not "
+                               "see; the runtime gives a component its own store",
+                               path, w, dir));
+      }
     }
   }
 

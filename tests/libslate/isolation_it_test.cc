@@ -1,8 +1,9 @@
 // Isolation beyond users and capabilities, through the real runtime:
 // `seccomp` (a libslate component works under the default profile; a call
 // outside it kills the component with SIGSYS, and the end is its own),
-// `network` and `ipc` namespaces, and what the runtime does where the host
-// cannot give them (refuse, or run without what is marked optional).
+// `network` and `ipc` namespaces, a read-only root, and what the runtime
+// does where the host cannot give them (refuse, or run without what is
+// marked optional).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -216,6 +217,57 @@ ipc = "private"
   const std::string ipc = sut.ComponentLog("ipc");
   EXPECT_THAT(ipc, HasSubstr("shm: No such file or directory\n"));
   EXPECT_THAT(ipc, HasSubstr("host: ok\n"));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+// read_only_root: the view is read-only but for `writable`, the store and
+// the notify socket (and /dev, /proc). A shell tries to write; a libslate
+// counter commits to its store, checkpoints and is ready through notify,
+// before and after a restart (which joins the same view).
+TEST(ReadOnlyRoot, AComponentWritesOnlyWhereItMayAndItsStoreStillCommits) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["sh", "n"]
+intensity = 10
+[component.sh]
+exec = ["/bin/sh", "-c", "for t in out/x x /tmp/slate-ro-it; do echo \"$t: $( (echo x > $t) 2>&1 >/dev/null | sed 's/.*: //')\"; done; echo tried; exec sleep 1000"]
+read_only_root = true
+writable = ["out"]
+[component.n]
+exec = ["{peer}", "count", "--out", "out/count.out", "--pace-us", "5000"]
+ready = "notify"
+heartbeat = "2s"
+state = { size = "16MiB", checkpoint_every = "200ms" }
+read_only_root = { enabled = true }
+writable = ["out"]
+)");
+  fs::create_directories(fs::path(sut.dir()) / "out");
+  sut.StartReady();
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return sut.ComponentLog("sh").find("tried") != std::string::npos; },
+      milliseconds(5000)))
+      << sut.ComponentLog("sh");
+  const std::string sh = sut.ComponentLog("sh");
+  EXPECT_THAT(sh, HasSubstr("out/x: \n"));
+  EXPECT_THAT(sh, HasSubstr("\nx: Read-only file system\n"));
+  EXPECT_THAT(sh, HasSubstr("/tmp/slate-ro-it: Read-only file system\n"));
+  EXPECT_TRUE(fs::exists(fs::path(sut.dir()) / "out" / "x"));
+  EXPECT_FALSE(fs::exists(fs::path(sut.dir()) / "x"));
+  EXPECT_FALSE(fs::exists("/tmp/slate-ro-it"));
+  const std::string counts = (fs::path(sut.dir()) / "out" / "count.out").string();
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return ReadNumbers(counts).size() >= 50; },
+                                         milliseconds(10000)));
+  EXPECT_TRUE(sut.WaitEvent("state_checkpointed", "n")) << sut.RunLog();
+  // Restarted, it goes on from what it committed.
+  ASSERT_EQ(sut.Cli({"kill", "n"}).code, 0);
+  const std::size_t before = ReadNumbers(counts).size();
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return ReadNumbers(counts).size() >= before + 50; },
+                                         milliseconds(10000)))
+      << sut.RunLog();
+  std::vector<std::uint64_t> ids = ReadNumbers(counts);
+  for (std::size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], i + 1) << "at " << i;
+  EXPECT_EQ(sut.Node("n")["state"], "running") << sut.Status().dump();
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
