@@ -238,10 +238,11 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   // The mark first (it is on a message still to come), so that a failure
   // to place it leaves no fault_injected line behind.
   std::uint64_t poisoned_id = 0;
-  if (fault == "poison") {
+  if (poisoned != nullptr) {  // fault == "poison"
     auto id = poisoned->files->Poison();
-    if (!id)
+    if (!id) {
       return error(fmt::format("poison {}: {}", poisoned->spec->name, id.error().Describe()));
+    }
     poisoned_id = *id;
   }
   core::Event e;
@@ -252,7 +253,7 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   if (poisoned != nullptr) e.channel = poisoned->spec->name;
   if (wedged != nullptr) e.device = wedged->name;
   DoEmit(e);
-  if (fault == "poison") {
+  if (poisoned != nullptr) {
     return {{"ok", true},
             {"message", fmt::format("poisoned message {} of {} for {} (pid {})", poisoned_id,
                                     poisoned->spec->name, name, pid)}};
@@ -282,7 +283,7 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
         {"ok", true},
         {"message", fmt::format("stall into {} (pid {}): its heartbeats go unheard", name, pid)}};
   }
-  if (fault == "wedge_device") {
+  if (wedged != nullptr) {  // fault == "wedge_device"
     RunHook(name, *c, fmt::format("wedge of device {}", wedged->name), wedged->wedge,
             wedged->reset_timeout, false, [name](bool ok, const std::string& detail) {
               if (!ok) Say("{}: wedge_device: {}", name, detail);
