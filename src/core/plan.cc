@@ -7,6 +7,7 @@
 
 #include "core/backoff.h"
 #include "core/engine.h"
+#include "spec/units.h"
 
 namespace slate::core {
 
@@ -136,11 +137,10 @@ void Supervision::Engine::PlanDone(Node& s) {
         if (goal == Goal::kGiveUp && !detail.empty()) {
           Finish(3, fmt::format("root supervisor '{}' gave up: {}", s.name, detail));
         } else if (goal == Goal::kGiveUp) {
-          Finish(3, fmt::format(
-                        "root supervisor '{}' gave up: more than {} restarts in {}ms", s.name,
-                        s.supervisor->intensity,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(s.supervisor->period)
-                            .count()));
+          const int n = s.supervisor->intensity;
+          Finish(3,
+                 fmt::format("root supervisor '{}' gave up: more than {} restart{} in {}", s.name,
+                             n, n == 1 ? "" : "s", spec::FormatDuration(s.supervisor->period)));
         } else {
           Finish(0, "");
         }
