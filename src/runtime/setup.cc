@@ -135,19 +135,21 @@ void Daemon::RemoveStaleCgroups(const std::string& parent) {
     pid_t owner = std::atoi(name.c_str() + 6);
     if (owner <= 0 || owner == ::getpid() || Alive(owner)) continue;
     std::vector<fs::path> leaves;
+    int survivors = 0;  // processes still in them: what the kill is for
     for (const auto& child : fs::directory_iterator(e.path(), ec)) {
       if (!child.is_directory(ec)) continue;
+      std::ifstream procs(child.path() / "cgroup.procs");
+      for (std::string line; std::getline(procs, line);) survivors += line.empty() ? 0 : 1;
       std::ofstream(child.path() / "cgroup.kill") << "1";
       leaves.push_back(child.path());
     }
-    int killed = 0;
     for (const auto& leaf : leaves) {
       for (int i = 0; i < 100 && ::rmdir(leaf.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(1000);
-      ++killed;
     }
     if (::rmdir(e.path().c_str()) == 0) {
-      Say("removed the cgroups of a runtime that died (pid {}), {} component tree(s) killed", owner,
-          killed);
+      Say("removed the cgroups of a runtime that died (pid {}): {} component cgroup(s), {} "
+          "process(es) still in them killed",
+          owner, leaves.size(), survivors);
     }
   }
 }
