@@ -53,17 +53,27 @@ exec = ["{testee}", "--flood"]
 [component.victim]
 exec = ["{testee}"]
 )");
+  // The restart's bound includes starting `slate kill` (a process).
+  milliseconds status_bound(100);
+  milliseconds restart_bound(200);
+#if defined(__SANITIZE_ADDRESS__)
+  // A sanitized client takes 100-150 ms to start, and in CI the sanitized
+  // runtime shares both cores with lint: 3x. The normal build holds the
+  // real bounds.
+  status_bound *= 3;
+  restart_bound *= 3;
+#endif
   s.StartReady();
   std::this_thread::sleep_for(milliseconds(300));  // the flood is on
   for (int i = 0; i < 20; ++i) {
     milliseconds took = s.AskStatus();
     EXPECT_GE(took.count(), 0) << "no status reply under a flood";
-    EXPECT_LT(took, milliseconds(100)) << "status took " << took.count() << " ms under a flood";
+    EXPECT_LT(took, status_bound) << "status took " << took.count() << " ms under a flood";
   }
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(s.Cli({"kill", "victim"}).code, 0);
   ASSERT_TRUE(s.WaitEvent("child_ready", "victim", milliseconds(2000), 2));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(200));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, restart_bound);
   // The log files have the flood (it may just have rotated: count both);
   // the runtime is still fine.
   const fs::path log = fs::path(s.state_dir()) / "logs" / "flood.log";
