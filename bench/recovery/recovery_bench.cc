@@ -7,7 +7,9 @@
 //                this program runs as a separate process: what any
 //                supervisor must pay at least;
 //   Clean Slate  `slate run` on a one-component system (ready = "spawn"),
-//                and once more with the probe among --siblings idle others;
+//                with a standby spare, in a PID namespace of its own (pid =
+//                "private": slate-init starts it), and once more with the
+//                probe among --siblings idle others;
 //   runit, daemontools, s6 where installed (runsv, supervise, s6-supervise).
 // Each runs twice: free to use every CPU, and with the whole benchmark
 // pinned to one CPU (--pin-cpu), which takes the scheduler's cross-CPU
@@ -205,14 +207,19 @@ Contender RunFloor(const Options& o, const std::string& dir) {
 // do not timestamp), to show what the size of the system costs a restart.
 // `standby`: with one warm spare (the probe parks as a spare, and stamps
 // when promoted). Kills are spaced so that the spare started after each
-// promotion is parked before the next kill.
-Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false) {
+// promotion is parked before the next kill. `pid_private`: in a PID
+// namespace of its own, behind slate-init (the stamp's pid is the init's, so
+// the kill ends the namespace).
+Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false,
+                   bool pid_private = false) {
   Contender c;
   c.name = standby         ? "Clean Slate: standby = 1"
+           : pid_private   ? "Clean Slate: pid = \"private\""
            : siblings == 0 ? "Clean Slate: slate run"
                            : fmt::format("Clean Slate, {} siblings", siblings);
   c.handled_what = "child_exited journaled";
-  std::string sub = fmt::format("{}/slate-{}{}", dir, siblings, standby ? "-standby" : "");
+  std::string sub = fmt::format("{}/slate-{}{}{}", dir, siblings, standby ? "-standby" : "",
+                                pid_private ? "-pid" : "");
   std::error_code ec;
   fs::create_directories(sub, ec);
   std::string stamps = sub + "/stamps";
@@ -232,7 +239,8 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
       "children = [{}\"probe\"]\n\n"
       "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
       "env = {{ PROBE_FILE = \"{}\" }}\n{}\n{}",
-      children, SLATE_BENCH_PROBE, stamps, standby ? "standby = 1\n" : "", components);
+      children, SLATE_BENCH_PROBE, stamps,
+      standby ? "standby = 1\n" : (pid_private ? "pid = \"private\"\n" : ""), components);
   ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
     c.status = "failed: cannot start slate run";
@@ -521,6 +529,7 @@ int Main(int argc, char** argv) {
     all.push_back(RunFloor(o, sub));
     all.push_back(RunSlate(o, sub, 0));
     all.push_back(RunSlate(o, sub, 0, true));
+    all.push_back(RunSlate(o, sub, 0, false, true));
     if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
       all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));

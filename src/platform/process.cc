@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "platform/file_io.h"
 #include "platform/pidfd.h"
@@ -115,6 +116,18 @@ Result<std::optional<ExitStatus>> TryReap(Process& process) {
     return std::optional<ExitStatus>();
   }
   process.reaped_ = true;
+  if (process.init_status_.valid()) {
+    int status = 0;
+    const ssize_t n = ::read(process.init_status_.get(), &status, sizeof status);
+    process.init_status_.Reset();
+    if (n == static_cast<ssize_t>(sizeof status)) {
+      if (WIFSIGNALED(status)) {
+        return std::optional<ExitStatus>(ExitStatus::Killed(WTERMSIG(status), WCOREDUMP(status)));
+      }
+      if (WIFEXITED(status))
+        return std::optional<ExitStatus>(ExitStatus::Exited(WEXITSTATUS(status)));
+    }
+  }
   return std::optional<ExitStatus>(StatusFromSiginfo(info));
 }
 

@@ -63,22 +63,38 @@ class Process {
   // The cgroup the process was started in, if any.
   const CgroupHandle* cgroup() const { return cgroup_ ? &*cgroup_ : nullptr; }
 
+  // The process is an init (SpawnRequest::pid_init) that runs the program
+  // in a PID namespace of its own, in its process group. TryReap then tells
+  // how the program ended, as the init reported it.
+  bool has_init() const { return has_init_; }
+
  private:
   friend Result<Process> Spawn(const SpawnRequest& request);
   friend Result<std::optional<ExitStatus>> TryReap(Process& process);
 
   // `pidfd` refers to child `pid`, which leads process group `pid`.
-  Process(pid_t pid, UniqueFd pidfd, std::optional<CgroupHandle> cgroup)
-      : pid_(pid), pidfd_(std::move(pidfd)), cgroup_(std::move(cgroup)) {}
+  Process(pid_t pid, UniqueFd pidfd, std::optional<CgroupHandle> cgroup, UniqueFd init_status)
+      : pid_(pid),
+        pidfd_(std::move(pidfd)),
+        cgroup_(std::move(cgroup)),
+        init_status_(std::move(init_status)),
+        has_init_(init_status_.valid()) {}
 
   pid_t pid_;
   UniqueFd pidfd_;
   std::optional<CgroupHandle> cgroup_;
+  // Non-blocking read end of the pipe on which the init writes the
+  // program's wait status (an int, as waitpid gives it) before it exits.
+  UniqueFd init_status_;
+  bool has_init_;
   bool reaped_ = false;
 };
 
 // Reaps `process` if it has exited: nullopt while it runs. Never blocks.
 // Fails if it was already reaped, or if somebody else reaped it (ECHILD).
+// For a process with an init, how its program ended: the init's report, or
+// the init's own end when it made none (it was killed, e.g. by SIGKILL,
+// which ends the whole PID namespace).
 Result<std::optional<ExitStatus>> TryReap(Process& process);
 
 // Sends `sig` to the whole tree of `process`: the leader (through its pidfd,

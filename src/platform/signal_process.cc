@@ -13,6 +13,11 @@ Status SignalProcess(const Process& process, int sig) {
   if (::syscall(SYS_pidfd_send_signal, process.pidfd(), sig, nullptr, 0) != 0 && errno != ESRCH) {
     return ErrnoError("pidfd_send_signal", errno);
   }
+  // An init passes on what it gets, but SIGSTOP cannot be caught: the
+  // program, in the init's process group, gets it from the group.
+  if (process.has_init() && sig == SIGSTOP && ::kill(-process.pid(), sig) != 0 && errno != ESRCH) {
+    return ErrnoError("kill process group", errno);
+  }
   return OkStatus();
 }
 

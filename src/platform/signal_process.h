@@ -8,7 +8,9 @@
 namespace slate::platform {
 
 // pidfd_send_signal(2) to `process` alone: never reaches a process that
-// reused its pid. A process already gone (ESRCH) is not an error.
+// reused its pid. A process already gone (ESRCH) is not an error. A
+// process with an init (Process::has_init) passes the signal on to its
+// program; SIGSTOP, which it cannot, goes to their process group.
 Status SignalProcess(const Process& process, int sig);
 
 }  // namespace slate::platform

@@ -118,6 +118,9 @@ Status Validate(const SpawnRequest& request) {
   if (std::adjacent_find(targets.begin(), targets.end()) != targets.end()) {
     return MakeError("spawn " + program + ": two grants for the same target descriptor");
   }
+  if (!request.pid_init.empty() && request.pid_init[0] != '/') {
+    return MakeError("spawn " + program + ": pid_init must be an absolute path");
+  }
   return OkStatus();
 }
 
@@ -394,6 +397,30 @@ bool TryIpcNamespace() {
   return ::unshare(CLONE_NEWIPC) == 0;
 }
 
+// What a child with a PID namespace gets: the namespace (its first child is
+// the PID 1), and a /proc of its own in a mount namespace of its own.
+bool TryPidNamespace() {
+  if (::unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    return false;
+  }
+  const pid_t init = ::fork();
+  if (init == 0) {
+    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      ::_exit(errno & 0x7f);
+    }
+    // The program's pid is numbered (ChildPlan::new_pid).
+    const int fd = ::open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+    ::_exit(fd >= 0 && ::write(fd, "100", 3) == 3 ? 0 : (errno & 0x7f));
+  }
+  if (init < 0) return false;
+  int status = 0;
+  while (::waitpid(init, &status, 0) < 0 && errno == EINTR) {
+  }
+  errno = WIFEXITED(status) ? WEXITSTATUS(status) : EPERM;
+  return errno == 0;
+}
+
 // What a read-only view takes besides the view: a tree cloned, the rest
 // made read-only, the tree put back.
 bool TryReadOnlyRoot() {
@@ -448,13 +475,16 @@ std::optional<std::string> MountViewsUnavailable() {
 }
 
 std::optional<std::string> NamespaceUnavailable(Namespace kind) {
-  static std::once_flag once[2];
-  static std::optional<std::string> why[2];
+  static std::once_flag once[3];
+  static std::optional<std::string> why[3];
   const auto index = static_cast<std::size_t>(kind);
   std::call_once(once[index], [kind, index] {
-    const int error =
-        ProbeInChild(kind == Namespace::kIpc ? &TryIpcNamespace : &TryNetworkNamespace);
-    const char* what = kind == Namespace::kIpc ? "IPC" : "network";
+    const int error = ProbeInChild(kind == Namespace::kIpc   ? &TryIpcNamespace
+                                   : kind == Namespace::kPid ? &TryPidNamespace
+                                                             : &TryNetworkNamespace);
+    const char* what = kind == Namespace::kIpc   ? "IPC"
+                       : kind == Namespace::kPid ? "PID"
+                                                 : "network";
     if (error < 0) {
       why[index] =
           std::string("cannot probe for ") + what + " namespaces: fork: " + std::strerror(errno);
@@ -540,13 +570,39 @@ Result<Process> Spawn(const SpawnRequest& request) {
     cgroup = std::move(copy).value();
   }
   PreparedChild child;
-  child.argv = PointerArray(request.argv);
+  // With an init: its status pipe granted one above the highest target, and
+  // the init's arguments before the program's.
+  UniqueFd status_read;
+  UniqueFd status_write;
+  std::vector<std::string> init_argv;
+  const SpawnRequest* effective = &request;
+  SpawnRequest with_init;
+  if (!request.pid_init.empty()) {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) {
+      return ErrnoError("spawn " + program + ": pipe for the init's status", errno);
+    }
+    status_read.Reset(ends[0]);
+    status_write.Reset(ends[1]);
+    (void)::fcntl(status_read.get(), F_SETFL, O_NONBLOCK);
+    int status_fd = 3;
+    for (const FdGrant& g : request.fds) status_fd = std::max(status_fd, g.target + 1);
+    with_init.argv = {program};  // (PrepareFds names it in its errors)
+    with_init.fds = request.fds;
+    with_init.fds.push_back({status_write.get(), status_fd});
+    init_argv = {request.pid_init, "--status-fd", std::to_string(status_fd), "--"};
+    init_argv.insert(init_argv.end(), request.argv.begin(), request.argv.end());
+    child.plan.new_pid = true;
+    effective = &with_init;
+  }
+  const std::vector<std::string>& argv = init_argv.empty() ? request.argv : init_argv;
+  child.argv = PointerArray(argv);
   child.envp = PointerArray(request.env);
-  child.plan.path = program.c_str();
+  child.plan.path = argv[0].c_str();
   child.plan.argv = child.argv.data();
   child.plan.envp = child.envp.data();
   child.plan.cwd = request.cwd.empty() ? nullptr : request.cwd.c_str();
-  if (auto fds = PrepareFds(request, child); !fds) {
+  if (auto fds = PrepareFds(*effective, child); !fds) {
     return fds.error();
   }
   if (request.capabilities) {
@@ -595,7 +651,7 @@ Result<Process> Spawn(const SpawnRequest& request) {
   if (__atomic_load_n(&child.plan.failed_step, __ATOMIC_ACQUIRE) != 0) {
     return ReapFailedChild(program, launch, child.plan);
   }
-  return Process(launch.pid, UniqueFd(launch.pidfd), std::move(cgroup));
+  return Process(launch.pid, UniqueFd(launch.pidfd), std::move(cgroup), std::move(status_read));
 }
 
 }  // namespace slate::platform

@@ -88,6 +88,7 @@ struct Identity {
 enum class Namespace {
   kNetwork,  // CLONE_NEWNET, and bringing its loopback up (SIOCSIFFLAGS)
   kIpc,      // CLONE_NEWIPC
+  kPid,      // CLONE_NEWPID, with a mount namespace for its own /proc
 };
 
 // Why children cannot be given a namespace of this kind here (the runtime
@@ -153,6 +154,20 @@ struct SpawnRequest {
   // An IPC namespace of its own (System V IPC and POSIX message queues):
   // no segment, semaphore or queue of ours is visible to it, nor its to us.
   bool private_ipc = false;
+  // A PID namespace of its own, with its own /proc (mounted over /proc in a
+  // mount namespace of the child's: a copy of its view, or of ours), so it
+  // sees no process but its own tree. The child executes `pid_init` (an
+  // absolute path: slate-init) as the namespace's PID 1, with all signals
+  // blocked, and the arguments
+  //   --status-fd N -- argv...
+  // It starts argv as PID 2 in its process group, forwards every signal it
+  // gets to it, reaps the namespace's orphans and, once the program has
+  // ended, writes its wait status to descriptor N and exits (ending every
+  // process left in the namespace). Descriptor N, one more than the highest
+  // granted, is only the init's. The Process knows it has an init
+  // (has_init) and TryReap reports the program's end. Empty: our PID
+  // namespace. Needs CAP_SYS_ADMIN: see NamespaceUnavailable.
+  std::string pid_init;
   // Loaded last, after the signals are reset, right before execve: the
   // program runs under it and cannot shed it. The kernel takes a filter
   // only under no_new_privs or from a child that still holds CAP_SYS_ADMIN

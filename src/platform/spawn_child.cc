@@ -82,6 +82,7 @@ SLATE_CHILD_CODE void ChildResetSignals(ChildPlan* plan) {
       syscall(SYS_rt_sigaction, sig, default_action, nullptr, sizeof(std::uint64_t));
     }
   }
+  if (plan->new_pid) return;  // all blocked, as they arrived (see ChildPlan::new_pid)
   const std::uint64_t empty = 0;
   if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, sizeof empty) != 0) {
     ChildFail(plan, ChildStep::kSignals, errno);
@@ -200,6 +201,52 @@ SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
     }
   }
   if (plan->read_only_root) ChildMakeReadOnly(plan);
+}
+
+// The PID namespace's own /proc, in a mount namespace of the child's own:
+// one made for its view already, else a copy of the one it joined (shared
+// by other children, which must not see this /proc) or of ours. Then the
+// number of the init's first child, the program: our own pid on the host
+// (read from the host's /proc before it is covered), by setting the
+// namespace's ns_last_pid one below it. So the program's pid is unique on
+// the host, as in no namespace, and what it records under its pid (LMDB's
+// reader table, shared with the runtime and its own next incarnation) is
+// never taken for another process's.
+SLATE_CHILD_CODE void ChildMountProc(ChildPlan* plan) {
+  char link[24];
+  const long length = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self", link, sizeof link - 1);
+  long host_pid = 0;
+  for (long i = 0; i < length && link[i] >= '0' && link[i] <= '9'; ++i) {
+    host_pid = host_pid * 10 + (link[i] - '0');
+  }
+  if (host_pid < 2) ChildMountFail(plan, ChildStep::kPidNumber, "/proc/self", ENOENT);
+  if (!plan->view || plan->join_namespace >= 0) {
+    if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
+      ChildFail(plan, ChildStep::kMountNamespace, errno);
+    }
+    if (syscall(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      ChildMountFail(plan, ChildStep::kMountNamespace, "/", errno);
+    }
+  }
+  if (syscall(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    ChildMountFail(plan, ChildStep::kMountProc, "/proc", errno);
+  }
+  // host_pid - 1 in decimal, backwards into the end of `link`.
+  char* digits = link + sizeof link;
+  for (long rest = host_pid - 1; digits == link + sizeof link || rest > 0; rest /= 10) {
+    *--digits = static_cast<char>('0' + rest % 10);
+  }
+  const auto count = static_cast<size_t>(link + sizeof link - digits);
+  const long fd =
+      syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) ChildMountFail(plan, ChildStep::kPidNumber, "/proc/sys/kernel/ns_last_pid", errno);
+  const long written = syscall(SYS_write, fd, digits, count);
+  const int error = errno;
+  syscall(SYS_close, fd);
+  if (written != static_cast<long>(count)) {
+    ChildMountFail(plan, ChildStep::kPidNumber, "/proc/sys/kernel/ns_last_pid",
+                   written < 0 ? error : EIO);
+  }
 }
 
 // Runs before the descriptors are installed, like the view, so that the
@@ -351,6 +398,7 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
   } else if (plan->view) {
     ChildMakeView(plan);
   }
+  if (plan->new_pid) ChildMountProc(plan);
   if (plan->unshare_flags != 0) ChildUnshare(plan);
   ChildInstallFds(plan);
   if (plan->cwd != nullptr && syscall(SYS_chdir, plan->cwd) != 0) {
@@ -362,7 +410,9 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
         0) {
       ChildFail(plan, ChildStep::kParentDeath, errno);
     }
-    if (syscall(SYS_getppid) != plan->parent) ChildFail(plan, ChildStep::kParentDeath, ESRCH);
+    if (!plan->new_pid && syscall(SYS_getppid) != plan->parent) {
+      ChildFail(plan, ChildStep::kParentDeath, ESRCH);
+    }
   }
   ChildResetSignals(plan);
   // Last: every call above is the runtime's, not the component's, and need
@@ -440,6 +490,8 @@ const char* DescribeStep(ChildStep step) {
     case ChildStep::kUnshare: return "make namespaces (unshare)";
     case ChildStep::kLoopback: return "bring up lo in its network namespace";
     case ChildStep::kSeccomp: return "load the seccomp filter";
+    case ChildStep::kMountProc: return "mount the PID namespace's /proc";
+    case ChildStep::kPidNumber: return "number the program's pid";
   }
   return "unknown step";
 }
@@ -449,6 +501,7 @@ Launch LaunchWithClone3(ChildPlan& plan, void* stack, size_t stack_size, int cgr
   int pidfd = -1;
   CloneArgs args{};
   args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+  if (plan.new_pid) args.flags |= CLONE_NEWPID;
   args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
   args.exit_signal = SIGCHLD;
   args.stack = reinterpret_cast<std::uintptr_t>(stack);
@@ -474,7 +527,9 @@ Launch LaunchWithClone(ChildPlan& plan, void* stack, size_t stack_size) {
   // The stack grows down on every CPU Linux runs glibc on, save parisc.
   void* top = static_cast<char*>(stack) + stack_size;
   const int pid =
-      ::clone(&ChildMain, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &plan, &pidfd);
+      ::clone(&ChildMain, top,
+              CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD | (plan.new_pid ? CLONE_NEWPID : 0),
+              &plan, &pidfd);
   if (pid < 0) {
     return Launch{-1, -1, errno};
   }

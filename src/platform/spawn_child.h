@@ -39,7 +39,9 @@ enum class ChildStep : int {
   kLimits,
   kUnshare,
   kLoopback,
-  kSeccomp
+  kSeccomp,
+  kMountProc,
+  kPidNumber
 };
 
 // What a step was doing, for the parent's Error message.
@@ -136,6 +138,16 @@ struct ChildPlan {
   // namespace.
   int unshare_flags = 0;
   bool loopback_up = false;
+  // A PID namespace of its own (CLONE_NEWPID at clone: the child is its
+  // PID 1). After the view, the child takes a mount namespace of its own if
+  // it has none yet (it joined a shared one, or has no view) and mounts the
+  // namespace's own /proc on /proc, and sets its ns_last_pid so that the
+  // init's first child (the program) gets the child's pid on the host as
+  // its pid in the namespace. Its signals stay blocked through
+  // execve: the init it executes takes them with sigwaitinfo, where PID 1
+  // would lose any it has no handler for yet. No parent-death check by pid:
+  // getppid() is 0 in the new namespace.
+  bool new_pid = false;
   // A struct sock_fprog, loaded with seccomp(SECCOMP_SET_MODE_FILTER) after
   // the signals are reset: the last step before execve. nullptr: none.
   const void* seccomp_program = nullptr;

@@ -1,6 +1,8 @@
 #include "platform/spawn.h"
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 
 #include "platform/pipe.h"
 #include "platform/signal_fd.h"
+#include "platform/signal_process.h"
 #include "platform/spawn_child.h"
 #include "platform/test_support.h"
 
@@ -556,6 +559,146 @@ TEST_P(NamespaceTest, PrivateIpcIsAnIpcNamespaceOfItsOwn) {
   EXPECT_NE(ns, OurNamespace("ipc"));
   // Without it: ours.
   EXPECT_EQ(ShellOutput(SpawnRequest{}, "readlink /proc/self/ns/ipc"), OurNamespace("ipc"));
+}
+
+// With pid_init: slate-init, built next to `slate` (src/init).
+SpawnRequest WithInit(std::vector<std::string> argv) {
+  SpawnRequest request;
+  request.argv = std::move(argv);
+  request.pid_init = SLATE_INIT_PATH;
+  return request;
+}
+
+// The host pids of `pid`'s children.
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> children;
+  for (pid_t child = 0; in >> child;) children.push_back(child);
+  return children;
+}
+
+// Whether a process of ours runs with exactly this command line.
+bool AnyProcessRuns(const std::string& cmdline) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream in(entry.path() / "cmdline");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text == cmdline) return true;
+  }
+  return false;
+}
+
+TEST_P(NamespaceTest, APrivatePidNamespaceShowsOnlyItsOwnTree) {
+  if (auto why = NamespaceUnavailable(Namespace::kPid)) GTEST_SKIP() << *why;
+  // The init is PID 1; the program's pid is the init's on the host (unique
+  // there too); its /proc has no pid but those of the namespace: the init,
+  // itself, and ls, grep, sort and tr, numbered after it.
+  auto out = MakeOutputPipe();
+  ASSERT_TRUE(out.ok());
+  auto request = WithInit(
+      {"/bin/sh", "-c", "echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '"});
+  request.fds = {{out->write.get(), 1}};
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  out->write.Reset();
+  const std::string report = ReadAll(out->read.get());
+  EXPECT_EQ(WaitForExit(*process), ExitStatus::Exited(0));
+  const pid_t host_pid = process->pid();
+  std::istringstream lines(report);
+  pid_t program = 0;
+  lines >> program;
+  EXPECT_EQ(program, host_pid) << report;
+  std::vector<pid_t> pids;
+  for (pid_t pid = 0; lines >> pid;) pids.push_back(pid);
+  ASSERT_GE(pids.size(), 3u) << report;
+  EXPECT_EQ(pids[0], 1) << report;
+  for (std::size_t i = 1; i < pids.size(); ++i) {
+    EXPECT_GE(pids[i], host_pid) << report;
+    EXPECT_LT(pids[i], host_pid + 10) << report;
+  }
+  // Its namespace is not ours; ours, unchanged, still shows our pid.
+  EXPECT_NE(ShellOutput(WithInit({}), "readlink /proc/self/ns/pid"), OurNamespace("pid"));
+  EXPECT_TRUE(std::filesystem::exists("/proc/" + std::to_string(::getpid())));
+}
+
+TEST_P(NamespaceTest, TheInitReportsHowItsProgramEnded) {
+  if (auto why = NamespaceUnavailable(Namespace::kPid)) GTEST_SKIP() << *why;
+  auto exits = Spawn(WithInit({"/bin/sh", "-c", "exit 7"}));
+  ASSERT_TRUE(exits.ok()) << exits.error().message;
+  EXPECT_TRUE(exits->has_init());
+  EXPECT_EQ(WaitForExit(*exits), ExitStatus::Exited(7));
+  auto crashes = Spawn(WithInit({"/bin/sh", "-c", "kill -SEGV $$"}));
+  ASSERT_TRUE(crashes.ok()) << crashes.error().message;
+  const auto status = WaitForExit(*crashes);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->killed());
+  EXPECT_EQ(status->code, SIGSEGV) << status->Describe();
+  // A program that cannot be executed: the init says why on stderr, 127.
+  auto err = MakeOutputPipe();
+  ASSERT_TRUE(err.ok());
+  auto missing = WithInit({"/nonexistent/program"});
+  missing.fds = {{err->write.get(), 2}};
+  auto process = Spawn(missing);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  err->write.Reset();
+  EXPECT_EQ(ReadAll(err->read.get()),
+            "slate-init: /nonexistent/program: No such file or directory\n");
+  EXPECT_EQ(WaitForExit(*process), ExitStatus::Exited(127));
+}
+
+TEST_P(NamespaceTest, SignalsReachTheProgramThroughItsInit) {
+  if (auto why = NamespaceUnavailable(Namespace::kPid)) GTEST_SKIP() << *why;
+  // sleep has no handler for SIGTERM: as PID 1 it would ignore it.
+  auto process = Spawn(WithInit({"/bin/sleep", "100"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  std::vector<pid_t> program;
+  ASSERT_TRUE(WaitUntil([&] { return !(program = ChildrenOf(process->pid())).empty(); }));
+  // SIGSTOP cannot be passed on: it goes to the process group.
+  ASSERT_TRUE(SignalProcess(*process, SIGSTOP).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream stat("/proc/" + std::to_string(program[0]) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    return line.find(") T ") != std::string::npos;
+  })) << "the program did not stop";
+  ASSERT_TRUE(KillTree(*process, SIGCONT).ok());
+  ASSERT_TRUE(SignalProcess(*process, SIGTERM).ok());
+  EXPECT_EQ(WaitForExit(*process), ExitStatus::Killed(SIGTERM, false));
+  // SIGKILL ends the init, and the kernel ends the namespace with it.
+  auto killed = Spawn(WithInit({"/bin/sleep", "100"}));
+  ASSERT_TRUE(killed.ok()) << killed.error().message;
+  ASSERT_TRUE(KillTree(*killed, SIGKILL).ok());
+  EXPECT_EQ(WaitForExit(*killed), ExitStatus::Killed(SIGKILL, false));
+}
+
+TEST_P(NamespaceTest, NothingTheProgramStartedOutlivesIt) {
+  if (auto why = NamespaceUnavailable(Namespace::kPid)) GTEST_SKIP() << *why;
+  // A daemon left behind, out of the program's process group: orphaned to
+  // the init, which ends it with the namespace once the program is gone.
+  using namespace std::string_literals;
+  const std::string marker = "/bin/sleep\0"s + std::to_string(::getpid()) + ".25\0"s;
+  auto process = Spawn(WithInit(
+      {"/bin/sh", "-c", "setsid /bin/sleep " + std::to_string(::getpid()) + ".25 & sleep 0.2"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  ASSERT_TRUE(WaitUntil([&] { return AnyProcessRuns(marker); }));
+  EXPECT_EQ(WaitForExit(*process), ExitStatus::Exited(0));
+  EXPECT_FALSE(AnyProcessRuns(marker));
+}
+
+TEST_P(NamespaceTest, APidNamespaceInASharedViewKeepsItsProcToItself) {
+  if (auto why = NamespaceUnavailable(Namespace::kPid)) GTEST_SKIP() << *why;
+  MountView view;
+  view.hide = {"/mnt"};
+  auto shared = MountNamespace::Make(view);
+  ASSERT_TRUE(shared.ok()) << shared.error().message;
+  auto request = WithInit({});
+  request.mounts = &*shared;
+  EXPECT_EQ(ShellOutput(request, "test -d /proc/" + std::to_string(::getpid()) + " || echo hidden"),
+            "hidden\n");
+  // A later child of the same view, in our PID namespace, sees ours.
+  SpawnRequest plain;
+  plain.mounts = &*shared;
+  EXPECT_EQ(ShellOutput(plain, "test -d /proc/" + std::to_string(::getpid()) + " && echo ours"),
+            "ours\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Launchers, NamespaceTest,

@@ -1,9 +1,11 @@
 // Who each component runs as (`user`, `group`) and what it may keep
 // (`capabilities`, `no_new_privs`, `limits`, `seccomp`) or share with the
-// host (`network`, `ipc`, `read_only_root`): names resolved and features checked on this host
-// once at start, applied by Spawn in the child before execve.
+// host (`network`, `ipc`, `pid`, `read_only_root`): names resolved and
+// features checked on this host once at start, applied by Spawn in the
+// child before execve.
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -72,6 +74,44 @@ Result<std::optional<gid_t>> LookUpGroup(const std::string& spec) {
   return std::optional<gid_t>(gr.gr_gid);
 }
 
+// slate-init, the PID 1 of `pid = "private"` components: $SLATE_INIT, else
+// next to our own executable (where the build and `install` put it). Empty
+// with why when there is none.
+struct InitProgram {
+  std::string path;
+  std::string why_not;
+};
+const InitProgram& FindInit() {
+  static const InitProgram found = [] {
+    std::string path;
+    if (const char* env = std::getenv("SLATE_INIT"); env != nullptr && env[0] != '\0') {
+      path = env;
+    } else {
+      std::error_code ec;
+      const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+      if (ec) return InitProgram{"", "cannot find our own executable: " + ec.message()};
+      path = (self.parent_path() / "slate-init").string();
+    }
+    if (path.empty() || path[0] != '/') {
+      return InitProgram{"", fmt::format("SLATE_INIT={} is not an absolute path", path)};
+    }
+    if (::access(path.c_str(), X_OK) != 0) {
+      return InitProgram{"", fmt::format("its init {} cannot be executed ({}); install slate-init "
+                                         "next to slate, or set SLATE_INIT",
+                                         path, std::strerror(errno))};
+    }
+    return InitProgram{path, ""};
+  }();
+  return found;
+}
+
+// Why `pid = "private"` cannot be had here; nullopt when it can.
+std::optional<std::string> PidNamespaceUnavailable() {
+  if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) return why;
+  if (FindInit().path.empty()) return FindInit().why_not;
+  return std::nullopt;
+}
+
 platform::SeccompPolicy SeccompPolicyOf(const spec::Component& c) {
   platform::SeccompPolicy p;
   p.allow = c.seccomp.allow;
@@ -112,6 +152,11 @@ Result<std::monostate> CheckIsolation(const spec::Component& c) {
     demands.push_back({fmt::format("ipc = \"{}\"", mode), c.ipc.optional,
                        platform::NamespaceUnavailable(platform::Namespace::kIpc),
                        fmt::format("ipc = {{ mode = \"{}\", optional = true }}", mode)});
+  }
+  if (c.pid.mode != spec::PidMode::kHost) {
+    const auto mode = spec::ToString(c.pid.mode);
+    demands.push_back({fmt::format("pid = \"{}\"", mode), c.pid.optional, PidNamespaceUnavailable(),
+                       fmt::format("pid = {{ mode = \"{}\", optional = true }}", mode)});
   }
   if (c.read_only_root.enabled) {
     demands.push_back({"read_only_root = true", c.read_only_root.optional,
@@ -207,18 +252,29 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     identities_.emplace(c.name, std::move(id));
   }
   // Processes of one user with the same capabilities may open each other's
-  // mount views through /proc/PID/root: stores are apart only between users.
-  std::map<uid_t, std::vector<std::string>> stores_by_user;
-  for (const spec::Component& c : system_->components) {
-    if (!c.state) continue;
+  // mount views through /proc/PID/root, unless the one that would look has
+  // a PID namespace (and /proc) of its own, where the other has no pid.
+  auto uid_of = [&](const spec::Component& c) {
     auto it = identities_.find(c.name);
-    stores_by_user[it == identities_.end() ? ::geteuid() : it->second.uid].push_back(c.name);
-  }
-  for (const auto& [uid, names] : stores_by_user) {
-    if (names.size() < 2) continue;
-    Say("components {} have stores and run as the same user ({}): each could open the others' "
-        "through /proc/PID/root; give each its own 'user' to keep them apart",
-        fmt::join(names, ", "), uid);
+    return it == identities_.end() ? ::geteuid() : it->second.uid;
+  };
+  auto sees_host_pids = [](const spec::Component& c) {
+    return c.pid.mode == spec::PidMode::kHost || PidNamespaceUnavailable().has_value();
+  };
+  for (const spec::Component& store : system_->components) {
+    if (!store.state) continue;
+    std::vector<std::string> others;
+    for (const spec::Component& c : system_->components) {
+      if (&c != &store && uid_of(c) == uid_of(store) && sees_host_pids(c)) {
+        others.push_back(c.name);
+      }
+    }
+    if (others.empty()) continue;
+    Say("component {} has a store, and {} run{} as the same user ({}) with the host's PID "
+        "namespace: {} could open it through /proc/PID/root; give {} a 'user' of its own, or "
+        "pid = \"private\"",
+        store.name, fmt::join(others, ", "), others.size() == 1 ? "s" : "", uid_of(store),
+        others.size() == 1 ? "it" : "each", others.size() == 1 ? "it" : "each");
   }
   return std::monostate{};
 }
@@ -246,6 +302,9 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
   }
   req->private_ipc = c.ipc.mode == spec::IpcMode::kPrivate &&
                      !platform::NamespaceUnavailable(platform::Namespace::kIpc);
+  if (c.pid.mode == spec::PidMode::kPrivate && !PidNamespaceUnavailable()) {
+    req->pid_init = FindInit().path;
+  }
   if (c.seccomp.profile != spec::SeccompProfile::kNone && !platform::SeccompUnavailable()) {
     auto filter = platform::SeccompFilter::For(SeccompPolicyOf(c));
     if (!filter) return MakeError(fmt::format("component {}: {}", c.name, filter.error().message));

@@ -88,6 +88,7 @@ enum class SeccompProfile { kNone, kDefault };
 enum class SeccompAction { kKill, kErrno };
 enum class NetworkMode { kHost, kNone, kLoopback };
 enum class IpcMode { kHost, kPrivate };
+enum class PidMode { kHost, kPrivate };
 
 // A system-call allow-list: the profile plus `allow` (libseccomp's names).
 struct SeccompSpec {
@@ -104,6 +105,13 @@ struct NetworkSpec {
 
 struct IpcSpec {
   IpcMode mode = IpcMode::kHost;
+  bool optional = false;
+};
+
+// A PID namespace of its own, with its own /proc: it sees no process but
+// its own tree, and so no other component's /proc/PID/root.
+struct PidSpec {
+  PidMode mode = PidMode::kHost;
   bool optional = false;
 };
 
@@ -153,6 +161,7 @@ struct Component {
   SeccompSpec seccomp;
   NetworkSpec network;  // a network namespace of its own, or the host's
   IpcSpec ipc;          // an IPC namespace of its own, or the host's
+  PidSpec pid;          // a PID namespace of its own, or the host's
   ReadOnlyRootSpec read_only_root;
 };
 
@@ -219,5 +228,6 @@ std::string_view ToString(SeccompProfile p);
 std::string_view ToString(SeccompAction a);
 std::string_view ToString(NetworkMode m);
 std::string_view ToString(IpcMode m);
+std::string_view ToString(PidMode m);
 
 }  // namespace slate::spec

@@ -55,6 +55,7 @@ const EnumNames<NetworkMode> kNetworkModes{{"host", NetworkMode::kHost},
                                            {"none", NetworkMode::kNone},
                                            {"loopback", NetworkMode::kLoopback}};
 const EnumNames<IpcMode> kIpcModes{{"host", IpcMode::kHost}, {"private", IpcMode::kPrivate}};
+const EnumNames<PidMode> kPidModes{{"host", PidMode::kHost}, {"private", PidMode::kPrivate}};
 
 template <typename E>
 std::string_view NameOf(const EnumNames<E>& names, E value) {
@@ -461,6 +462,10 @@ void Reader::ReadIsolation(TableReader& r, Component& c) {
                                 c.ipc.optional)) {
     c.ipc.mode = *v;
   }
+  if (auto v = ReadIsolationKey(r, "pid", "mode", kPidModes, "pid mode", std::optional<PidMode>(),
+                                c.pid.optional)) {
+    c.pid.mode = *v;
+  }
   // read_only_root = true | false | { enabled = true, optional = true }.
   ReadOnlyRootSpec& ro = c.read_only_root;
   if (const toml::node* n = r.Get("read_only_root")) {
@@ -660,6 +665,10 @@ std::string_view ToString(NetworkMode m) {
 }
 std::string_view ToString(IpcMode m) {
   return NameOf(kIpcModes, m);
+}
+
+std::string_view ToString(PidMode m) {
+  return NameOf(kPidModes, m);
 }
 
 }  // namespace slate::spec

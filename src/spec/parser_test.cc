@@ -210,8 +210,8 @@ on_persistent_failure = { steps = ["rollback_state", "rollback_state", "reset_st
                                      LadderStep::kResetState}));
 }
 
-// Without the keys a component shares the host's network and IPC and runs
-// unfiltered; each key takes a string or a table that marks it optional.
+// Without the keys a component shares the host's network, IPC and PIDs and
+// runs unfiltered; each key takes a string or a table that marks it optional.
 TEST(Isolation, IsOffByDefaultAndReadInBothSpellings) {
   ParseResult plain = Parse(kMinimal);
   ASSERT_TRUE(plain.ok()) << plain.Report();
@@ -219,6 +219,7 @@ TEST(Isolation, IsOffByDefaultAndReadInBothSpellings) {
   EXPECT_EQ(a.seccomp.profile, SeccompProfile::kNone);
   EXPECT_EQ(a.network.mode, NetworkMode::kHost);
   EXPECT_EQ(a.ipc.mode, IpcMode::kHost);
+  EXPECT_EQ(a.pid.mode, PidMode::kHost);
 
   ParseResult r = Parse(R"(
 [system]
@@ -230,11 +231,13 @@ exec = ["/bin/true"]
 seccomp = "default"
 network = "loopback"
 ipc = "private"
+pid = "private"
 [component.b]
 exec = ["/bin/true"]
 seccomp = { allow = ["ptrace", "mount"], action = "errno", optional = true }
 network = { mode = "none", optional = true }
 ipc = { mode = "private", optional = true }
+pid = { mode = "private", optional = true }
 )");
   ASSERT_TRUE(r.ok()) << r.Report();
   const Component& x = *r.system->FindComponent("a");
@@ -245,6 +248,8 @@ ipc = { mode = "private", optional = true }
   EXPECT_EQ(x.network.mode, NetworkMode::kLoopback);
   EXPECT_FALSE(x.network.optional);
   EXPECT_EQ(x.ipc.mode, IpcMode::kPrivate);
+  EXPECT_EQ(x.pid.mode, PidMode::kPrivate);
+  EXPECT_FALSE(x.pid.optional);
   const Component& y = *r.system->FindComponent("b");
   EXPECT_EQ(y.seccomp.profile, SeccompProfile::kDefault);  // a table's default profile
   EXPECT_EQ(y.seccomp.allow, (std::vector<std::string>{"ptrace", "mount"}));
@@ -253,13 +258,16 @@ ipc = { mode = "private", optional = true }
   EXPECT_EQ(y.network.mode, NetworkMode::kNone);
   EXPECT_TRUE(y.network.optional);
   EXPECT_TRUE(y.ipc.optional);
+  EXPECT_EQ(y.pid.mode, PidMode::kPrivate);
+  EXPECT_TRUE(y.pid.optional);
   const std::string tree = RenderTree(*r.system);
   EXPECT_NE(tree.find("a: component permanent, shutdown 5s, seccomp default, network loopback, "
-                      "ipc private\n"),
+                      "ipc private, pid private\n"),
             std::string::npos)
       << tree;
   EXPECT_NE(tree.find("b: component permanent, shutdown 5s, seccomp default +ptrace +mount "
-                      "(errno, optional), network none (optional), ipc private (optional)\n"),
+                      "(errno, optional), network none (optional), ipc private (optional), pid "
+                      "private (optional)\n"),
             std::string::npos)
       << tree;
 }

@@ -53,6 +53,9 @@ std::string IsolationText(const Component& c) {
   if (c.ipc.mode != IpcMode::kHost) {
     out += fmt::format(", ipc {}{}", ToString(c.ipc.mode), modifiers(false, c.ipc.optional));
   }
+  if (c.pid.mode != PidMode::kHost) {
+    out += fmt::format(", pid {}{}", ToString(c.pid.mode), modifiers(false, c.pid.optional));
+  }
   if (c.read_only_root.enabled) {
     out += ", read-only root";
     for (const std::string& w : c.read_only_root.writable) out += " +" + w;

@@ -6,7 +6,7 @@
 #   (b) by a tiny CMake project with find_package(slate REQUIRED), linking
 #       slate::slate and slate::slate_static.
 # Each binary is run once outside a runtime: it must exit 2 saying it was
-# "not started by a Clean Slate runtime".
+# "not started by a Clean Slate runtime". And bin/ has slate and slate-init.
 # usage: install_test.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 build=$1
@@ -97,6 +97,14 @@ links_static() {
 }
 
 run "cmake --install into a fresh prefix" cmake --install "$build" --prefix "$prefix" || exit 1
+# The runtime finds slate-init (pid = "private") next to itself.
+for program in slate slate-init; do
+  if [ -x "$prefix/bin/$program" ]; then
+    echo "ok   $program installed in bin/"
+  else
+    fail "$program is not installed in $prefix/bin"
+  fi
+done
 
 pc=$(find "$prefix" -path '*/pkgconfig/slate.pc' | head -n 1)
 config=$(find "$prefix" -path '*/cmake/slate/slateConfig.cmake' | head -n 1)

@@ -15,6 +15,7 @@
 #include <gmock/gmock.h>
 
 #include "../runtime/system_under_test.h"
+#include "platform/spawn.h"
 
 namespace slate::testing {
 namespace {
@@ -33,8 +34,9 @@ std::string SeccompMode(int pid) {
 TEST(Seccomp, ALibslateComponentWorksUnderTheDefaultProfile) {
   // Channels (futexes, shared memory), the store (LMDB), sd_notify and
   // heartbeats, and a standby spare promoted by SCM_RIGHTS: all filtered,
-  // and the latter two in network and IPC namespaces of their own (which
-  // none of it needs).
+  // and the latter two in network, IPC and PID namespaces of their own
+  // (which none of it needs; with a PID namespace, slate-init runs first,
+  // under the same filter).
   SystemUnderTest sut(R"(
 [supervisor.main]
 children = ["p", "c", "n"]
@@ -51,6 +53,7 @@ standby = 1
 seccomp = "default"
 network = "none"
 ipc = "private"
+pid = "private"
 [component.n]
 exec = ["{peer}", "count", "--out", "n.out", "--pace-us", "5000"]
 ready = "notify"
@@ -58,6 +61,7 @@ state = { size = "16MiB", checkpoint_every = "200ms" }
 seccomp = "default"
 network = "loopback"
 ipc = "private"
+pid = "private"
 [channel.stream]
 from = "p"
 to = "c"
@@ -282,6 +286,59 @@ CommandOutput RunAsNobody(SystemUnderTest& sut) {
                   "--inh-caps=-all", "--bounding-set=-all", kSlate, "run", sut.file()});
 }
 
+TEST(Namespaces, APrivatePidNamespaceStopsAndFailsAsTheHostsDoes) {
+  if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) GTEST_SKIP() << *why;
+  // sleep has no handler for SIGTERM: as PID 1 of its namespace it would
+  // ignore the stop, which would take its whole `shutdown`. slate-init is
+  // PID 1 and passes it on (under the default seccomp profile, too).
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["sleeper", "crasher", "looker"]
+intensity = 10
+[component.sleeper]
+exec = ["/bin/sleep", "1000"]
+shutdown = "20s"
+pid = "private"
+seccomp = "default"
+[component.crasher]
+exec = ["/bin/sleep", "1000"]
+pid = "private"
+[component.looker]
+exec = ["/bin/sh", "-c", "echo pid $$; echo procs $(ls /proc | grep -c '^[0-9]'); exec sleep 1000"]
+pid = "private"
+)");
+  sut.StartReady();
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] { return sut.ComponentLog("looker").find("procs") != std::string::npos; },
+      milliseconds(5000)));
+  // Its pid is the one status shows (its init's on the host), and its /proc
+  // shows its init, itself and what it ran.
+  const std::string looker = sut.ComponentLog("looker");
+  EXPECT_THAT(looker, HasSubstr(fmt::format("pid {}\n", sut.Node("looker")["pid"].get<int>())));
+  const auto procs = std::stoi(looker.substr(looker.find("procs ") + 6));
+  EXPECT_GE(procs, 2) << looker;
+  EXPECT_LE(procs, 6) << looker;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(sut.Cli({"stop", "sleeper"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("child_terminated", "sleeper", milliseconds(5000))) << sut.RunLog();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(3000))
+      << "the stop waited for its SIGKILL";
+  const Json stopped = sut.Events("child_terminated", "sleeper")[0];
+  EXPECT_EQ(stopped["reason"]["kind"], "shutdown") << stopped.dump();
+
+  // A fault through the init ends the program with it, and the end is
+  // reported as the program's: signal 11, not the init's exit code.
+  ASSERT_EQ(sut.Cli({"kill", "crasher", "-s", "SEGV"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("child_exited", "crasher")) << sut.RunLog();
+  const Json end = sut.Events("child_exited", "crasher")[0];
+  EXPECT_EQ(end["reason"]["kind"], "signal") << end.dump();
+  EXPECT_EQ(end["reason"]["signal"], SIGSEGV) << end.dump();
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "crasher", milliseconds(5000), 2)) << sut.RunLog();
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
 TEST(Namespaces, AHostWithoutThemRefusesToStartUnlessTheyAreOptional) {
   if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) {
     GTEST_SKIP() << "needs root and setpriv, to run the runtime as nobody";
@@ -312,6 +369,7 @@ restart = "transient"
 significant = true
 network = { mode = "loopback", optional = true }
 ipc = { mode = "private", optional = true }
+pid = { mode = "private", optional = true }
 seccomp = { profile = "default", optional = true }
 )");
   r = RunAsNobody(optional);
@@ -320,6 +378,8 @@ seccomp = { profile = "default", optional = true }
                                "host: no network namespaces for components"));
   EXPECT_THAT(r.out, HasSubstr("it runs without it (optional)"));
   EXPECT_THAT(r.out, HasSubstr("component a: ipc = \"private\" is not available"));
+  EXPECT_THAT(r.out, HasSubstr("component a: pid = \"private\" is not available on this host: "
+                               "no PID namespaces for components"));
   // Seccomp needs no privilege: it is not left out.
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("seccomp = \"default\" is not available")));
   char ours[64] = {};

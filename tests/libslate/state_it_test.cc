@@ -495,5 +495,66 @@ group = "60002"
   EXPECT_EQ(sut.Wait(), 0);
 }
 
+TEST(State, APrivatePidNamespaceClosesTheWayThroughProcBetweenComponentsOfOneUser) {
+  if (auto why = platform::MountViewsUnavailable()) GTEST_SKIP() << *why;
+  if (auto why = platform::CapabilityDropUnavailable()) GTEST_SKIP() << *why;
+  if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) GTEST_SKIP() << *why;
+  // Three components of one user: the counter and `snoop` each have a PID
+  // namespace of their own; `host_snoop` has the host's, and so reaches the
+  // counter's store through /proc/PID/root (which shows that the probe
+  // works, and why the runtime warns about it).
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["a", "snoop", "host_snoop"]
+[component.a]
+exec = ["{peer}", "count", "--out", "out/a.out", "--pace-us", "20000"]
+ready = "notify"
+state = { size = "16MiB" }
+user = "60001"
+group = "60001"
+pid = "private"
+[component.snoop]
+exec = ["{peer}", "reach", "x:state/a/data.mdb"]
+ready = "notify"
+user = "60001"
+group = "60001"
+pid = "private"
+[component.host_snoop]
+exec = ["{peer}", "reach", "x:state/a/data.mdb"]
+ready = "notify"
+user = "60001"
+group = "60001"
+)");
+  fs::create_directories(fs::path(sut.dir()) / "out");
+  fs::permissions(fs::path(sut.dir()) / "out", fs::perms::all);
+  sut.StartReady();
+  std::string snoop;
+  std::string host_snoop;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        snoop = sut.ComponentLog("snoop");
+        host_snoop = sut.ComponentLog("host_snoop");
+        return snoop.find("reach done") != std::string::npos &&
+               host_snoop.find("reach done") != std::string::npos;
+      },
+      milliseconds(5000)))
+      << snoop << host_snoop;
+  EXPECT_THAT(snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: No such file or directory"));
+  EXPECT_THAT(host_snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: ok"));
+  // The counter counts, as PID 2 of its namespace.
+  EXPECT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(fs::path(sut.dir()) / "out" / "a.out", ec) >= 2 * 8;
+      },
+      milliseconds(5000)));
+  // The warning at start names the one that can look, and only it.
+  EXPECT_THAT(sut.RunLog(),
+              ::testing::HasSubstr("component a has a store, and host_snoop runs as the same user "
+                                   "(60001) with the host's PID namespace"));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
 }  // namespace
 }  // namespace slate::testing
