@@ -8,7 +8,7 @@
 // outside it but SIGKILL and SIGSTOP, for which it has no handler; and every
 // orphan of the namespace becomes its child. So a program run as PID 1
 // would ignore the runtime's SIGTERM and leave zombies behind. This init
-// runs PROGRAM as PID 2 instead, in the init's process group (which the
+// runs PROGRAM as its child instead, in the init's process group (which the
 // runtime signals, and by which it knows the component's sd_notify
 // datagrams), and then only:
 //   - passes on to PROGRAM every signal it gets (SIGKILL and SIGSTOP
@@ -17,12 +17,19 @@
 //     reaches PROGRAM twice unless the first is still pending: fine for the
 //     SIGTERM and SIGCONT that the runtime sends that way;
 //   - reaps every process that ends in the namespace;
-//   - once PROGRAM has ended, writes its wait status (an int, as waitpid
-//     gives it) to descriptor N, and exits with its code (128 + the signal
-//     when a signal ended it). Its exit ends every process still in the
-//     namespace: nothing PROGRAM started outlives it.
-// PROGRAM gets the init's environment, working directory and descriptors,
-// but for N, and an empty signal mask.
+//   - once PROGRAM has ended, exits with its code (128 + the signal when a
+//     signal ended it). Its exit ends every process still in the namespace:
+//     nothing PROGRAM started outlives it.
+// PROGRAM's pid is the one the runtime numbered for it (the init's pid on
+// the host); it gets the init's environment, working directory and
+// descriptors, but for N, and an empty signal mask.
+//
+// What it tells the runtime on descriptor N, as InitRecords of 8 bytes
+// (each one write, so atomic on a pipe): kInitStarted once PROGRAM has been
+// executed, or kInitExecFailed or kInitForkFailed with the errno (and then
+// it exits with 127 or 126); and kInitEnded with PROGRAM's wait status
+// before it exits. The runtime's Spawn waits for the first, so that a
+// program that cannot be executed is a start error, as without an init.
 //
 // Plain system calls and no heap after start: it is linked statically where
 // it can be, and runs under the component's seccomp filter, whose default
@@ -31,6 +38,7 @@
 // ptrace the filter forbids (the init would wait for it forever).
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,7 +47,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "platform/init_protocol.h"
+
 namespace {
+
+using slate::platform::InitRecord;
 
 // "slate-init: " + message + "\n" to stderr, the component's log.
 void Say(const char* what, const char* detail) {
@@ -47,10 +59,15 @@ void Say(const char* what, const char* detail) {
   const int n = std::snprintf(line, sizeof line, "slate-init: %s%s%s\n", what,
                               detail[0] != '\0' ? ": " : "", detail);
   if (n > 0) {
-    (void)!::write(
-        STDERR_FILENO, line,
-        static_cast<std::size_t>(n) < sizeof line ? static_cast<std::size_t>(n) : sizeof line - 1);
+    const std::size_t size =
+        static_cast<std::size_t>(n) < sizeof line ? static_cast<std::size_t>(n) : sizeof line - 1;
+    (void)!::write(STDERR_FILENO, line, size);
   }
+}
+
+void Tell(int fd, std::int32_t kind, std::int32_t value) {
+  const InitRecord record{kind, value};
+  (void)!::write(fd, &record, sizeof record);
 }
 
 // The descriptor number in `text`, or -1.
@@ -87,19 +104,45 @@ int main(int argc, char** argv) {
   sigfillset(&all);
   (void)sigprocmask(SIG_SETMASK, &all, nullptr);
 
+  // Whether PROGRAM was executed: its end of this pipe closes on execve, or
+  // carries the errno when execve failed.
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    const int error = errno;
+    Say("pipe", std::strerror(error));
+    Tell(status_fd, slate::platform::kInitForkFailed, error);
+    ::_exit(126);
+  }
   const pid_t program = ::fork();
   if (program == 0) {
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execv(argv[4], argv + 4);
-    Say(argv[4], std::strerror(errno));
+    const int error = errno;
+    (void)!::write(exec_pipe[1], &error, sizeof error);
     ::_exit(127);
   }
   if (program < 0) {
-    Say("fork", std::strerror(errno));
+    const int error = errno;
+    Say("fork", std::strerror(error));
+    Tell(status_fd, slate::platform::kInitForkFailed, error);
     ::_exit(126);
   }
+  ::close(exec_pipe[1]);
+  int exec_error = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(exec_pipe[0], &exec_error, sizeof exec_error);
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_error)) {
+    Say(argv[4], std::strerror(exec_error));
+    Tell(status_fd, slate::platform::kInitExecFailed, exec_error);
+    ::_exit(127);
+  }
+  Tell(status_fd, slate::platform::kInitStarted, 0);
+
   for (;;) {
     siginfo_t info{};
     const int sig = sigwaitinfo(&all, &info);
@@ -118,7 +161,7 @@ int main(int argc, char** argv) {
       const pid_t ended = ::waitpid(-1, &status, WNOHANG);
       if (ended <= 0) break;
       if (ended == program) {
-        (void)!::write(status_fd, &status, sizeof status);
+        Tell(status_fd, slate::platform::kInitEnded, status);
         ::_exit(ExitCodeFor(status));
       }
     }

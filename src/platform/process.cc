@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "platform/file_io.h"
+#include "platform/init_protocol.h"
 #include "platform/pidfd.h"
 
 namespace slate::platform {
@@ -117,15 +118,19 @@ Result<std::optional<ExitStatus>> TryReap(Process& process) {
   }
   process.reaped_ = true;
   if (process.init_status_.valid()) {
-    int status = 0;
-    const ssize_t n = ::read(process.init_status_.get(), &status, sizeof status);
+    // Its records after kInitStarted (read by Spawn): kInitEnded, if the
+    // init lived to write it.
+    InitRecord record{0, 0};
+    const ssize_t n = ::read(process.init_status_.get(), &record, sizeof record);
     process.init_status_.Reset();
-    if (n == static_cast<ssize_t>(sizeof status)) {
+    const int status = record.value;
+    if (n == static_cast<ssize_t>(sizeof record) && record.kind == kInitEnded) {
       if (WIFSIGNALED(status)) {
         return std::optional<ExitStatus>(ExitStatus::Killed(WTERMSIG(status), WCOREDUMP(status)));
       }
-      if (WIFEXITED(status))
+      if (WIFEXITED(status)) {
         return std::optional<ExitStatus>(ExitStatus::Exited(WEXITSTATUS(status)));
+      }
     }
   }
   return std::optional<ExitStatus>(StatusFromSiginfo(info));

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -25,6 +26,7 @@
 
 #include <climits>
 
+#include "platform/init_protocol.h"
 #include "platform/spawn_child.h"
 
 namespace slate::platform {
@@ -367,6 +369,49 @@ Error ReapFailedChild(const std::string& program, const Launch& launch, const Ch
   return ErrnoError(what, plan.error);
 }
 
+// Waits for the init's first record: the program was executed, or why not.
+// On failure the init is reaped (it exits right after saying so, or is
+// killed here when it says nothing in time).
+Status AwaitInit(const std::string& program, const std::string& init, const Launch& launch,
+                 int status_fd) {
+  constexpr int kTimeoutMs = 5000;
+  InitRecord record{0, 0};
+  pollfd readable{status_fd, POLLIN, 0};
+  int ready = 0;
+  while ((ready = ::poll(&readable, 1, kTimeoutMs)) < 0 && errno == EINTR) {
+  }
+  ssize_t got = -1;
+  if (ready > 0) {
+    while ((got = ::read(status_fd, &record, sizeof record)) < 0 && errno == EINTR) {
+    }
+  }
+  if (got == static_cast<ssize_t>(sizeof record) && record.kind == kInitStarted) {
+    return OkStatus();
+  }
+  if (ready == 0) (void)::syscall(SYS_pidfd_send_signal, launch.pidfd, SIGKILL, nullptr, 0U);
+  siginfo_t info{};
+  while (::waitid(P_PIDFD, static_cast<id_t>(launch.pidfd), &info, WEXITED) != 0 &&
+         errno == EINTR) {
+  }
+  ::close(launch.pidfd);
+  if (got == static_cast<ssize_t>(sizeof record) && record.kind == kInitExecFailed) {
+    return ErrnoError("spawn " + program + ": exec", record.value);
+  }
+  if (got == static_cast<ssize_t>(sizeof record) && record.kind == kInitForkFailed) {
+    return ErrnoError("spawn " + program + ": its init could not start it: fork", record.value);
+  }
+  if (ready == 0) {
+    return MakeError("spawn " + program + ": its init " + init + " did not start it within " +
+                     std::to_string(kTimeoutMs / 1000) + " s");
+  }
+  const bool killed = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+  return MakeError("spawn " + program + ": its init " + init + " ended before starting it (" +
+                   (killed ? ExitStatus::Killed(info.si_status, info.si_code == CLD_DUMPED)
+                           : ExitStatus::Exited(info.si_status))
+                       .Describe() +
+                   ")");
+}
+
 // Runs `attempt` in a throwaway child (forked: it may do anything) and
 // returns the errno it failed with, 0 if it succeeded, or -1 if no child
 // could be made.
@@ -574,6 +619,7 @@ Result<Process> Spawn(const SpawnRequest& request) {
   // the init's arguments before the program's.
   UniqueFd status_read;
   UniqueFd status_write;
+  UniqueFd parent_pidfd;
   std::vector<std::string> init_argv;
   const SpawnRequest* effective = &request;
   SpawnRequest with_init;
@@ -590,6 +636,15 @@ Result<Process> Spawn(const SpawnRequest& request) {
     with_init.argv = {program};  // (PrepareFds names it in its errors)
     with_init.fds = request.fds;
     with_init.fds.push_back({status_write.get(), status_fd});
+    if (request.die_with_us) {
+      // getppid() is 0 in the new namespace: the child checks a pidfd of us.
+      parent_pidfd.Reset(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0U)));
+      if (!parent_pidfd.valid()) {
+        return ErrnoError("spawn " + program + ": pidfd_open of the runtime", errno);
+      }
+      with_init.fds.push_back({parent_pidfd.get(), status_fd + 1});
+      child.plan.parent_pidfd = status_fd + 1;
+    }
     init_argv = {request.pid_init, "--status-fd", std::to_string(status_fd), "--"};
     init_argv.insert(init_argv.end(), request.argv.begin(), request.argv.end());
     child.plan.new_pid = true;
@@ -649,7 +704,19 @@ Result<Process> Spawn(const SpawnRequest& request) {
     return ErrnoError("spawn " + program + ": clone" + into, launch.error);
   }
   if (__atomic_load_n(&child.plan.failed_step, __ATOMIC_ACQUIRE) != 0) {
-    return ReapFailedChild(program, launch, child.plan);
+    Error error = ReapFailedChild(program, launch, child.plan);
+    if (child.plan.new_pid && static_cast<ChildStep>(child.plan.failed_step) == ChildStep::kExec) {
+      // What failed to execute was the init, not the program.
+      return ErrnoError("spawn " + program + ": exec its init " + request.pid_init,
+                        child.plan.error);
+    }
+    return error;
+  }
+  if (status_read.valid()) {
+    status_write.Reset();
+    if (auto started = AwaitInit(program, request.pid_init, launch, status_read.get()); !started) {
+      return started.error();
+    }
   }
   return Process(launch.pid, UniqueFd(launch.pidfd), std::move(cgroup), std::move(status_read));
 }

@@ -160,11 +160,14 @@ struct SpawnRequest {
   // absolute path: slate-init) as the namespace's PID 1, with all signals
   // blocked, and the arguments
   //   --status-fd N -- argv...
-  // It starts argv as PID 2 in its process group, forwards every signal it
-  // gets to it, reaps the namespace's orphans and, once the program has
-  // ended, writes its wait status to descriptor N and exits (ending every
-  // process left in the namespace). Descriptor N, one more than the highest
-  // granted, is only the init's. The Process knows it has an init
+  // It starts argv in its process group, as the pid the child had on our
+  // side (ChildPlan::new_pid), forwards every signal it gets to it, reaps
+  // the namespace's orphans and, once the program has ended, says how on
+  // descriptor N (init_protocol.h) and exits (ending every process left in
+  // the namespace). Descriptor N, one more than the highest granted, is only
+  // the init's. Spawn returns once the init has executed the program (an
+  // exec failure is Spawn's error, "spawn PROGRAM: exec: ...", as without
+  // an init), waiting up to 5 s. The Process knows it has an init
   // (has_init) and TryReap reports the program's end. Empty: our PID
   // namespace. Needs CAP_SYS_ADMIN: see NamespaceUnavailable.
   std::string pid_init;

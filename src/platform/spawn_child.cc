@@ -9,6 +9,7 @@
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 // No instrumentation in code that runs in the child: it shares the parent's
@@ -412,6 +414,14 @@ SLATE_CHILD_CODE int ChildMain(void* arg) {
     }
     if (!plan->new_pid && syscall(SYS_getppid) != plan->parent) {
       ChildFail(plan, ChildStep::kParentDeath, ESRCH);
+    }
+    if (plan->parent_pidfd >= 0) {
+      pollfd parent{plan->parent_pidfd, POLLIN, 0};
+      const timespec now{0, 0};
+      if (syscall(SYS_ppoll, &parent, 1UL, &now, nullptr, 0UL) != 0) {
+        ChildFail(plan, ChildStep::kParentDeath, ESRCH);
+      }
+      syscall(SYS_close, plan->parent_pidfd);
     }
   }
   ChildResetSignals(plan);

@@ -129,6 +129,10 @@ struct ChildPlan {
   // PR_SET_PDEATHSIG(SIGKILL) last before execve; then, if our parent is no
   // longer `parent` (it died before that took effect), fail.
   bool die_with_parent = false;
+  // With new_pid (where getppid() is 0): a pidfd of the parent, installed as
+  // this descriptor; after the prctl, the child fails if it is readable
+  // (the parent has died), then closes it.
+  int parent_pidfd = -1;
   // setrlimit each, first of the privilege steps.
   const int* limit_resources = nullptr;
   const unsigned long long* limit_values = nullptr;

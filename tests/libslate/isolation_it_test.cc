@@ -290,7 +290,9 @@ TEST(Namespaces, APrivatePidNamespaceStopsAndFailsAsTheHostsDoes) {
   if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) GTEST_SKIP() << *why;
   // sleep has no handler for SIGTERM: as PID 1 of its namespace it would
   // ignore the stop, which would take its whole `shutdown`. slate-init is
-  // PID 1 and passes it on (under the default seccomp profile, too).
+  // PID 1 (under the default seccomp profile, too), and sleep gets the
+  // stop's SIGTERM from the process group. What only the init's passing on
+  // delivers is `slate kill`'s signal, sent to the init alone: the SEGV.
   SystemUnderTest sut(R"(
 [supervisor.main]
 children = ["sleeper", "crasher", "looker"]

@@ -541,7 +541,7 @@ group = "60001"
       << snoop << host_snoop;
   EXPECT_THAT(snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: No such file or directory"));
   EXPECT_THAT(host_snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: ok"));
-  // The counter counts, as PID 2 of its namespace.
+  // The counter counts, in its namespace.
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
         std::error_code ec;
