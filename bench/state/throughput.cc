@@ -141,7 +141,7 @@ class KeyWalk {
   int j_ = 0;
 };
 
-char out[256];  // where gets copy values to
+char got[256];  // where gets copy values to
 
 Workload PutsInTxns(const KeySet& keys, const RawLmdb& raw, const char* value) {
   return {"puts, 1000 per transaction", "slate_txn_put (slate_txn_begin/commit per 1000)",
@@ -184,14 +184,14 @@ Workload Gets(const KeySet& keys, const RawLmdb& raw) {
           [&keys, &raw](long ops) {
             KeyWalk walk(keys);
             for (long i = 0; i < ops; ++i) {
-              if (raw.AutoGet(walk.Next(), out, sizeof out) != kWant) return false;
+              if (raw.AutoGet(walk.Next(), got, sizeof got) != kWant) return false;
             }
             return true;
           },
           [&keys](long ops) {
             KeyWalk walk(keys);
             for (long i = 0; i < ops; ++i) {
-              if (slate_state_get(walk.Next(), out, sizeof out) != kWant) return false;
+              if (slate_state_get(walk.Next(), got, sizeof got) != kWant) return false;
             }
             return true;
           }};
@@ -207,7 +207,7 @@ Workload GetsInTxns(const KeySet& keys, const RawLmdb& raw) {
               MDB_txn* txn = raw.Begin(0);
               if (txn == nullptr) return false;
               for (int j = 0; j < kPerTxn; ++j) {
-                if (raw.Get(txn, walk.Next(), out, sizeof out) != kWant) {
+                if (raw.Get(txn, walk.Next(), got, sizeof got) != kWant) {
                   mdb_txn_abort(txn);
                   return false;
                 }
@@ -222,7 +222,7 @@ Workload GetsInTxns(const KeySet& keys, const RawLmdb& raw) {
               slate_txn* txn = slate_txn_begin();
               if (txn == nullptr) return false;
               for (int j = 0; j < kPerTxn; ++j) {
-                if (slate_txn_get(txn, walk.Next(), out, sizeof out) != kWant) {
+                if (slate_txn_get(txn, walk.Next(), got, sizeof got) != kWant) {
                   slate_txn_abort(txn);
                   return false;
                 }

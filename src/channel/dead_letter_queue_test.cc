@@ -18,21 +18,21 @@ using testing::AsString;
 using testing::TempDir;
 
 constexpr std::uint64_t kNonce = 0x1234;
-constexpr std::uint64_t kMax = 64;
+constexpr std::uint64_t kMaxMessage = 64;
 
 class DeadLetterQueueTest : public ::testing::Test {
  protected:
   std::string path() const { return dir_.path() + "/dead-letters"; }
 
   DeadLetterQueue MustCreate() {
-    auto q = DeadLetterQueue::Create(path(), kNonce, kMax);
+    auto q = DeadLetterQueue::Create(path(), kNonce, kMaxMessage);
     EXPECT_TRUE(q.ok()) << q.error().Describe();
     return std::move(*q);
   }
 
   ChannelResult<DeadLetterQueue> Reopen(std::uint64_t committed) {
     notes_.clear();
-    return DeadLetterQueue::Open(path(), kNonce, kMax, committed, &notes_);
+    return DeadLetterQueue::Open(path(), kNonce, kMaxMessage, committed, &notes_);
   }
 
   std::uint64_t FileSize() const {
@@ -61,7 +61,7 @@ TEST_F(DeadLetterQueueTest, AppendListGetAndReopen) {
     ASSERT_TRUE(q.Append(7, 3, AsBytes("poison")).ok());
     ASSERT_TRUE(q.Append(9, 4, AsBytes("")).ok());
     EXPECT_EQ(q.Append(7, 3, AsBytes("again")).error().code, Errc::kInvalidArgument);
-    EXPECT_EQ(q.Append(10, 3, std::vector<std::byte>(kMax + 1)).error().code,
+    EXPECT_EQ(q.Append(10, 3, std::vector<std::byte>(kMaxMessage + 1)).error().code,
               Errc::kInvalidArgument);
     EXPECT_EQ(q.Ids(), (std::vector<std::uint64_t>{7, 9}));
     auto d = q.Get(7);
@@ -168,7 +168,7 @@ TEST_F(DeadLetterQueueTest, CommittedEndBeyondTheFileIsCorrupt) {
 TEST_F(DeadLetterQueueTest, ForeignFileIsRefused) {
   { DeadLetterQueue q = MustCreate(); }
   auto other =
-      DeadLetterQueue::Open(path(), kNonce + 1, kMax, DeadLetterQueue::EmptySize(), nullptr);
+      DeadLetterQueue::Open(path(), kNonce + 1, kMaxMessage, DeadLetterQueue::EmptySize(), nullptr);
   EXPECT_EQ(other.error().code, Errc::kCorrupt);
   Scribble(0, "garbage!");
   EXPECT_EQ(Reopen(DeadLetterQueue::EmptySize()).error().code, Errc::kCorrupt);

@@ -29,11 +29,11 @@ using testing::MustAttachProducer;
 using testing::MustCreate;
 using testing::TempDir;
 
-constexpr ChannelGeometry kShape{8, 64, 3};
+constexpr ChannelGeometry kRepairShape{8, 64, 3};
 
 class RepairTest : public ::testing::Test {
  protected:
-  RepairTest() : files_(MustCreate(dir_.Channel(), kShape)) {}
+  RepairTest() : files_(MustCreate(dir_.Channel(), kRepairShape)) {}
 
   template <typename T>
   void Scribble(std::string_view file, std::uint64_t at, T value) {
@@ -86,7 +86,7 @@ TEST_F(RepairTest, APublishedSlotWithAnImpossibleLengthIsDropped) {
     Send(p, "one");
   }
   // A "message" 2 published with a length over max_message.
-  const std::uint64_t slot = SlotOffset(kShape, 2);
+  const std::uint64_t slot = SlotOffset(kRepairShape, 2);
   Scribble(kProducerFile, slot + offset::kSlotId, std::uint64_t{2});
   Scribble(kProducerFile, slot + offset::kSlotLength, std::uint32_t{100000});
   Scribble(kProducerFile, offset::kWrite, std::uint64_t{3});
@@ -114,7 +114,8 @@ TEST_F(RepairTest, AnAttachedConsumerForgetsTheWriteIndexARepairMovedBack) {
   // Message 3 is damaged where the consumer has not read yet; the runtime
   // fails that producer and repairs its file: write goes back to 3.
   p1.reset();
-  Scribble(kProducerFile, SlotOffset(kShape, 3) + offset::kSlotLength, std::uint32_t{1u << 30});
+  Scribble(kProducerFile, SlotOffset(kRepairShape, 3) + offset::kSlotLength,
+           std::uint32_t{1u << 30});
   auto what = files_.Repair(EndRole::kProducer);
   ASSERT_TRUE(what.ok()) << what.error().Describe();
   EXPECT_NE(what->find("write index 5 -> 3"), std::string::npos) << *what;
@@ -207,7 +208,7 @@ TEST_F(RepairTest, OpenRepairsAnEndTheRuntimeDidNotLiveToRepair) {
   }
   // The producer broke its file, and the runtime died before repairing it.
   Scribble(kProducerFile, offset::kWrite, std::uint64_t{0x7fff'ffff'ffff});
-  auto reopened = ChannelFiles::Open(dir_.Channel(), kShape);
+  auto reopened = ChannelFiles::Open(dir_.Channel(), kRepairShape);
   ASSERT_TRUE(reopened.ok()) << reopened.error().Describe();
   ASSERT_EQ(reopened->recovery_notes().size(), 1u);
   EXPECT_NE(reopened->recovery_notes()[0].find("repaired the producer's file"), std::string::npos)
@@ -308,7 +309,7 @@ TEST_F(RepairTest, AWaitingConsumerHearsAtOnceThatTheProducerIsDown) {
 
 TEST_F(RepairTest, AProducerBlockedOnAFullQueueHearsThatTheConsumerIsDown) {
   Producer p = MustAttachProducer(files_);
-  for (std::uint64_t i = 0; i < kShape.capacity; ++i) Send(p, "m");
+  for (std::uint64_t i = 0; i < kRepairShape.capacity; ++i) Send(p, "m");
   std::thread downer([&] {
     std::this_thread::sleep_for(50ms);
     files_.SetDown(EndRole::kConsumer, true);

@@ -35,7 +35,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kFailed = 1;
-constexpr int kUsageError = 2;
 
 const std::vector<std::string>& KnownFaults() {
   static const std::vector<std::string> kFaults = {"kill",   "segv",          "abort",

@@ -43,7 +43,6 @@ std::string SocketPath(const Options& o) {
 namespace {
 
 constexpr int kRuntimeError = 1;
-constexpr int kUsageError = 2;
 
 // Sends a request; prints the error or the message. Returns the exit code.
 int Simple(const Options& o, const nlohmann::json& request) {

@@ -8,8 +8,6 @@
 namespace slate::cli {
 namespace {
 
-constexpr int kUsageError = 2;
-
 std::string Overview() {
   std::string out =
       "Clean Slate: supervision trees with OTP semantics for Linux processes.\n\n"

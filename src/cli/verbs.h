@@ -14,6 +14,10 @@
 
 namespace slate::cli {
 
+// The exit status of a command line slate cannot act on (one definition for
+// main.cc, client.cc and chaos.cc, which may share a unity translation unit).
+inline constexpr int kUsageError = 2;
+
 // Options every verb may set; each verb reads only its own.
 struct Options {
   std::string file;       // run, check

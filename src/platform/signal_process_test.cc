@@ -21,7 +21,7 @@ using testing::WaitUntil;
 
 class SignalProcessTest : public testing::PlatformTest {};
 
-pid_t ParsePid(const std::string& line) {
+pid_t PidFromLine(const std::string& line) {
   return static_cast<pid_t>(std::stol(line));
 }
 
@@ -33,7 +33,7 @@ TEST_F(SignalProcessTest, SignalProcessReachesOnlyTheLeader) {
       ShellRequest("/bin/sh -c 'echo $$; exec /bin/sleep 100' & wait", {{out->write.get(), 1}}));
   ASSERT_TRUE(leader.ok()) << leader.error().message;
   out.value().write.Reset();
-  const pid_t child = ParsePid(ReadLine(out->read.get()));
+  const pid_t child = PidFromLine(ReadLine(out->read.get()));
   ASSERT_TRUE(SignalProcess(*leader, SIGKILL).ok());
   EXPECT_EQ(WaitForExit(leader.value()), ExitStatus::Killed(SIGKILL, false));
   const char state = ProcessState(child);

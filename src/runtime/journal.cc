@@ -13,7 +13,7 @@
 namespace slate::runtime {
 namespace {
 
-std::string ErrnoText(int err) {
+std::string ErrnoMsg(int err) {
   return std::system_category().message(err);
 }
 
@@ -78,12 +78,12 @@ nlohmann::json ToJson(const core::ExitReason& r) {
 
 Result<Journal> Journal::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return MakeError(fmt::format("cannot open journal {}: {}", path, ErrnoText(errno)));
+  if (fd < 0) return MakeError(fmt::format("cannot open journal {}: {}", path, ErrnoMsg(errno)));
   Tail t = ReadTail(fd);
   if (t.torn && ::write(fd, "\n", 1) != 1) {
     int err = errno;
     ::close(fd);
-    return MakeError(fmt::format("cannot repair journal {}: {}", path, ErrnoText(err)));
+    return MakeError(fmt::format("cannot repair journal {}: {}", path, ErrnoMsg(err)));
   }
   return Journal(fd, t.seq);
 }
@@ -136,7 +136,7 @@ Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanosecon
   ssize_t n = ::write(fd_, out.data(), out.size());
   if (n != static_cast<ssize_t>(out.size())) {
     return MakeError(fmt::format("cannot write the journal: {}",
-                                 n < 0 ? ErrnoText(errno) : std::string("short write")));
+                                 n < 0 ? ErrnoMsg(errno) : std::string("short write")));
   }
   ++seq_;
   return line;

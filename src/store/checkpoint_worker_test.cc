@@ -22,15 +22,15 @@ using testing::kPatience;
 using testing::Report;
 using testing::TempDir;
 
-constexpr std::uint64_t kSize = std::uint64_t{64} << 20;
+constexpr std::uint64_t kWorkerStoreSize = std::uint64_t{64} << 20;
 
-std::shared_ptr<StateStore> OpenStore(const std::string& dir) {
-  auto store = StateStore::Open(dir, kSize, Durability::kProcess);
+std::shared_ptr<StateStore> OpenSharedStore(const std::string& dir) {
+  auto store = StateStore::Open(dir, kWorkerStoreSize, Durability::kProcess);
   EXPECT_TRUE(store.ok()) << store.error().message;
   return store.ok() ? std::shared_ptr<StateStore>(std::move(*store)) : nullptr;
 }
 
-std::shared_ptr<CheckpointSet> OpenSet(const std::string& dir, int keep) {
+std::shared_ptr<CheckpointSet> OpenSharedSet(const std::string& dir, int keep) {
   auto set = CheckpointSet::Open(dir, keep);
   EXPECT_TRUE(set.ok()) << set.error().message;
   return set.ok() ? std::shared_ptr<CheckpointSet>(std::move(*set)) : nullptr;
@@ -56,8 +56,8 @@ std::vector<Completion> AwaitCompletions(CheckpointWorker& worker, std::size_t c
 
 TEST(CheckpointWorker, DeliversCompletionsThroughTheEventLoop) {
   TempDir tmp;
-  auto store = OpenStore(tmp.path());
-  auto set = OpenSet(tmp.path(), 2);
+  auto store = OpenSharedStore(tmp.path());
+  auto set = OpenSharedSet(tmp.path(), 2);
   auto worker = StartWorker();
   ASSERT_TRUE(store->Put("a", "1").ok());
 
@@ -92,8 +92,8 @@ TEST(CheckpointWorker, DeliversCompletionsThroughTheEventLoop) {
 
 TEST(CheckpointWorker, RollbackRestoresTheNewestCheckpointBeforeTheStreak) {
   TempDir tmp;
-  auto store = OpenStore(tmp.path());
-  auto set = OpenSet(tmp.path(), 3);
+  auto store = OpenSharedStore(tmp.path());
+  auto set = OpenSharedSet(tmp.path(), 3);
   auto worker = StartWorker();
   ASSERT_TRUE(store->Put("state", "good").ok());
   worker->Submit(CheckpointJob(store, set));
@@ -112,7 +112,7 @@ TEST(CheckpointWorker, RollbackRestoresTheNewestCheckpointBeforeTheStreak) {
   ASSERT_TRUE(done[1].outcome.ok()) << done[1].outcome.error().message;
   ASSERT_TRUE(done[1].outcome->has_value());
   EXPECT_EQ(done[1].outcome->value().seq, 1u);
-  store = OpenStore(tmp.path());
+  store = OpenSharedStore(tmp.path());
   EXPECT_EQ(store->Get("state")->value(), "good");
 }
 
@@ -121,10 +121,10 @@ TEST(CheckpointWorker, RollbackRestoresTheNewestCheckpointBeforeTheStreak) {
 // back to the checkpoint taken before its failure streak.
 TEST(CheckpointWorker, CheckpointsALiveComponentAndRollsBackAfterItDies) {
   TempDir tmp;
-  auto set = OpenSet(tmp.path(), 3);
+  auto set = OpenSharedSet(tmp.path(), 3);
   auto worker = StartWorker();
   Child component = Child::Fork([&](int fd, int commands) {
-    auto store = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+    auto store = StateStore::Open(tmp.path(), kWorkerStoreSize, Durability::kProcess);
     if (!store || !(*store)->Put("state", "good")) return 10;
     Report(fd, "good");
     if (testing::AwaitLine(commands) != "go") return 12;
@@ -133,7 +133,7 @@ TEST(CheckpointWorker, CheckpointsALiveComponentAndRollsBackAfterItDies) {
     for (;;) ::pause();
   });
   ASSERT_EQ(component.ReadLine(), "good");
-  worker->Submit(OpenAndCheckpointJob(kSize, set));
+  worker->Submit(OpenAndCheckpointJob(kWorkerStoreSize, set));
   auto done = AwaitCompletions(*worker, 1);
   ASSERT_EQ(done.size(), 1u);
   ASSERT_TRUE(done[0].outcome.ok()) << done[0].outcome.error().message;
@@ -147,26 +147,26 @@ TEST(CheckpointWorker, CheckpointsALiveComponentAndRollsBackAfterItDies) {
   ASSERT_EQ(done.size(), 1u);
   ASSERT_TRUE(done[0].outcome.ok()) << done[0].outcome.error().message;
   EXPECT_EQ(done[0].outcome->value().seq, 1u);
-  EXPECT_EQ(OpenStore(tmp.path())->Get("state")->value(), "good");
+  EXPECT_EQ(OpenSharedStore(tmp.path())->Get("state")->value(), "good");
 }
 
 TEST(CheckpointWorker, RollbackWithoutACheckpointResets) {
   TempDir tmp;
-  auto set = OpenSet(tmp.path(), 3);
-  OpenStore(tmp.path())->Put("state", "poison").ok();  // the handle closes at once
+  auto set = OpenSharedSet(tmp.path(), 3);
+  OpenSharedStore(tmp.path())->Put("state", "poison").ok();  // the handle closes at once
   auto worker = StartWorker();
   worker->Submit(RollbackJob(set, std::chrono::system_clock::now()));
   const auto done = AwaitCompletions(*worker, 1);
   ASSERT_EQ(done.size(), 1u);
   ASSERT_TRUE(done[0].outcome.ok());
   EXPECT_FALSE(done[0].outcome->has_value()) << "no checkpoint: reset";
-  EXPECT_FALSE(OpenStore(tmp.path())->Get("state")->has_value());
+  EXPECT_FALSE(OpenSharedStore(tmp.path())->Get("state")->has_value());
 }
 
 TEST(CheckpointWorker, ARollbackUnderAnOpenStoreFailsAsBusy) {
   TempDir tmp;
-  auto store = OpenStore(tmp.path());
-  auto set = OpenSet(tmp.path(), 3);
+  auto store = OpenSharedStore(tmp.path());
+  auto set = OpenSharedSet(tmp.path(), 3);
   auto worker = StartWorker();
   worker->Submit(ResetJob(set));
   const auto done = AwaitCompletions(*worker, 1);

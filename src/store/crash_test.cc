@@ -26,9 +26,9 @@ using testing::Child;
 using testing::Report;
 using testing::TempDir;
 
-constexpr std::uint64_t kSize = std::uint64_t{64} << 20;
+constexpr std::uint64_t kCrashStoreSize = std::uint64_t{64} << 20;
 
-std::uint64_t ToNumber(std::string_view text) {
+std::uint64_t ParseNumber(std::string_view text) {
   std::uint64_t n = 0;
   std::from_chars(text.data(), text.data() + text.size(), n);
   return n;
@@ -45,14 +45,14 @@ std::string LogKey(std::uint64_t n) {
 // and reports n on the pipe after each commit returns — what it believes is
 // committed. Runs until killed.
 int CountForever(const std::string& dir, Durability durability, int round, int report_fd) {
-  auto store = StateStore::Open(dir, kSize, durability);
+  auto store = StateStore::Open(dir, kCrashStoreSize, durability);
   if (!store) return 10;
   for (std::uint64_t n = 1;; ++n) {
     auto txn = (*store)->Begin();
     if (!txn) return 11;
     auto current = txn->Get("counter");
     if (!current) return 12;
-    const std::uint64_t next = (current->has_value() ? ToNumber(**current) : 0) + 1;
+    const std::uint64_t next = (current->has_value() ? ParseNumber(**current) : 0) + 1;
     if (!txn->Put("counter", std::to_string(next)) ||
         !txn->Put(LogKey(next), std::to_string(round) + ":" + std::to_string(n))) {
       return 13;
@@ -66,7 +66,7 @@ std::uint64_t LastReported(const std::string& lines) {
   std::uint64_t last = 0;
   std::size_t start = 0;
   for (std::size_t nl; (nl = lines.find('\n', start)) != std::string::npos; start = nl + 1) {
-    last = ToNumber(std::string_view(lines).substr(start, nl - start));
+    last = ParseNumber(std::string_view(lines).substr(start, nl - start));
   }
   return last;
 }
@@ -88,7 +88,7 @@ TEST_P(KilledCounter, NoCommittedIncrementLostOrCountedTwiceOver200Kills) {
   const std::string dir = tmp / "state/counter";
   // The test keeps the store open throughout, as the runtime does, and reads
   // it between rounds while the children come and go.
-  auto observer = StateStore::Open(dir, kSize, GetParam());
+  auto observer = StateStore::Open(dir, kCrashStoreSize, GetParam());
   ASSERT_TRUE(observer.ok()) << observer.error().message;
 
   const unsigned seed = std::random_device{}();
@@ -113,7 +113,7 @@ TEST_P(KilledCounter, NoCommittedIncrementLostOrCountedTwiceOver200Kills) {
 
     auto counter = (*observer)->Get("counter");
     ASSERT_TRUE(counter.ok()) << counter.error().message;
-    const std::uint64_t value = counter->has_value() ? ToNumber(**counter) : 0;
+    const std::uint64_t value = counter->has_value() ? ParseNumber(**counter) : 0;
     ASSERT_GE(value, total_reported) << "a reported commit was lost in round " << round;
     in_flight_commits += static_cast<int>(value - total_reported);
     total_reported = value;  // a commit the child did not live to report is still a commit
@@ -121,18 +121,18 @@ TEST_P(KilledCounter, NoCommittedIncrementLostOrCountedTwiceOver200Kills) {
 
   // Every log entry 1..counter exists once; each round's are n = 1..k in
   // order with reported <= k <= reported + 1.
-  const std::uint64_t counter = ToNumber(**(*observer)->Get("counter"));
+  const std::uint64_t counter = ParseNumber(**(*observer)->Get("counter"));
   std::vector<std::uint64_t> per_round(kRounds, 0);
   std::uint64_t expected_key = 1;
   auto scanned = (*observer)->ForEach("log/", [&](std::string_view key, std::string_view value) {
     EXPECT_EQ(key, LogKey(expected_key));
     ++expected_key;
     const auto colon = value.find(':');
-    const auto round = ToNumber(value.substr(0, colon));
+    const auto round = ParseNumber(value.substr(0, colon));
     EXPECT_LT(round, static_cast<std::uint64_t>(kRounds));
     if (round >= static_cast<std::uint64_t>(kRounds)) return false;
-    EXPECT_EQ(ToNumber(value.substr(colon + 1)), per_round[round] + 1) << "round " << round;
-    per_round[round] = ToNumber(value.substr(colon + 1));
+    EXPECT_EQ(ParseNumber(value.substr(colon + 1)), per_round[round] + 1) << "round " << round;
+    per_round[round] = ParseNumber(value.substr(colon + 1));
     return true;
   });
   ASSERT_TRUE(scanned.ok()) << scanned.error().message;
@@ -157,12 +157,12 @@ INSTANTIATE_TEST_SUITE_P(Durability, KilledCounter,
 
 TEST(Crash, AnUncommittedTxnVanishesAndItsWriterLockIsRecovered) {
   TempDir tmp;
-  auto store = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto store = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->Put("k", "committed").ok());
 
   Child child = Child::Fork([&](int fd) {
-    auto mine = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+    auto mine = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
     if (!mine) return 10;
     auto txn = (*mine)->Begin();
     if (!txn || !txn->Put("k", "uncommitted") || !txn->Put("new", "uncommitted")) return 11;
@@ -177,7 +177,7 @@ TEST(Crash, AnUncommittedTxnVanishesAndItsWriterLockIsRecovered) {
   // The child died holding LMDB's writer mutex; a robust mutex hands it on.
   ASSERT_TRUE((*store)->Put("after", "1").ok());
   store->reset();
-  auto reopened = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto reopened = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(reopened.ok());
   EXPECT_FALSE((*reopened)->Get("new")->has_value());
   EXPECT_EQ((*reopened)->Get("after")->value(), "1");
@@ -186,7 +186,7 @@ TEST(Crash, AnUncommittedTxnVanishesAndItsWriterLockIsRecovered) {
 // A child that opens the store, starts a read transaction and waits.
 Child StartReader(const std::string& dir) {
   return Child::Fork([dir](int fd) {
-    auto mine = StateStore::Open(dir, kSize, Durability::kProcess);
+    auto mine = StateStore::Open(dir, kCrashStoreSize, Durability::kProcess);
     if (!mine) return 10;
     auto txn = (*mine)->Begin(TxnMode::kRead);
     if (!txn) return 11;
@@ -197,7 +197,7 @@ Child StartReader(const std::string& dir) {
 
 TEST(Crash, AKilledReadersSlotIsClearedOnRequest) {
   TempDir tmp;
-  auto store = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto store = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(store.ok());
   Child reader = StartReader(tmp.path());
   ASSERT_EQ(reader.ReadLine(), "reading");
@@ -212,7 +212,7 @@ TEST(Crash, AKilledReadersSlotIsClearedOnOpen) {
   // A bystander keeps the environment open, so LMDB does not simply rebuild
   // the lock file on the next open.
   Child bystander = Child::Fork([&](int fd) {
-    auto mine = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+    auto mine = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
     if (!mine) return 10;
     Report(fd, "open");
     for (;;) ::pause();
@@ -222,7 +222,7 @@ TEST(Crash, AKilledReadersSlotIsClearedOnOpen) {
   ASSERT_EQ(reader.ReadLine(), "reading");
   ASSERT_EQ(reader.Kill(), -SIGKILL);
 
-  auto store = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto store = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(store.ok()) << store.error().message;
   EXPECT_EQ((*store)->stale_readers_at_open(), 1);
 }
@@ -232,7 +232,7 @@ TEST(Crash, AKilledReadersSlotIsClearedOnOpen) {
 // store, once to completion and once killed in the middle of its transaction.
 TEST(Sanitize, TheStoreClosesAndReopensAroundASanitizer) {
   TempDir tmp;
-  auto store = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto store = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->Put("good", "1").ok());
   ASSERT_TRUE((*store)->Put("poison", "1").ok());
@@ -240,7 +240,7 @@ TEST(Sanitize, TheStoreClosesAndReopensAroundASanitizer) {
 
   auto sanitizer = [&](bool hang) {
     return Child::Fork([&, hang](int fd) {
-      auto mine = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+      auto mine = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
       if (!mine) return 10;
       auto txn = (*mine)->Begin();
       if (!txn || !txn->Del("poison") || !txn->Put("sanitized", "yes")) return 11;
@@ -254,14 +254,14 @@ TEST(Sanitize, TheStoreClosesAndReopensAroundASanitizer) {
   Child killed = sanitizer(/*hang=*/true);  // timed out, and killed by the runtime
   ASSERT_EQ(killed.ReadLine(), "hung");
   ASSERT_EQ(killed.Kill(), -SIGKILL);
-  auto reopened = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  auto reopened = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(reopened.ok()) << reopened.error().message;
   EXPECT_EQ((*reopened)->Get("poison")->value(), "1") << "half a sanitize must not show";
   reopened->reset();
 
   Child finished = sanitizer(/*hang=*/false);
   ASSERT_EQ(finished.Wait(), 0);
-  reopened = StateStore::Open(tmp.path(), kSize, Durability::kProcess);
+  reopened = StateStore::Open(tmp.path(), kCrashStoreSize, Durability::kProcess);
   ASSERT_TRUE(reopened.ok());
   EXPECT_FALSE((*reopened)->Get("poison")->has_value());
   EXPECT_EQ((*reopened)->Get("good")->value(), "1");

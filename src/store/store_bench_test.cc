@@ -27,7 +27,7 @@ namespace {
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+constexpr std::uint64_t kOneMiB = std::uint64_t{1} << 20;
 constexpr int kSamples = 5;
 
 double Seconds(Clock::duration d) {
@@ -54,7 +54,7 @@ struct RawEnv {
   RawEnv(const std::string& dir, unsigned flags) {
     std::filesystem::create_directories(dir);
     EXPECT_EQ(mdb_env_create(&env), 0);
-    EXPECT_EQ(mdb_env_set_mapsize(env, 1024 * kMiB), 0);
+    EXPECT_EQ(mdb_env_set_mapsize(env, 1024 * kOneMiB), 0);
     EXPECT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS | flags, 0600), 0);
     MDB_txn* txn = nullptr;
     EXPECT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
@@ -119,7 +119,7 @@ void Compare(const char* what, int ops, const std::function<void()>& raw,
 TEST(Measure, StateStoreAgainstRawLmdb) {
   TempDir tmp;
   RawEnv raw(tmp.path() + "/raw", MDB_NOSYNC);  // the flags of kProcess
-  auto store_or = StateStore::Open(tmp / "store", 1024 * kMiB, Durability::kProcess);
+  auto store_or = StateStore::Open(tmp / "store", 1024 * kOneMiB, Durability::kProcess);
   ASSERT_TRUE(store_or.ok());
   StateStore& store = **store_or;
   const std::string value(100, 'v');
@@ -204,18 +204,18 @@ TEST(Measure, CommitsPerDurability) {
 TEST(Measure, CheckpointAndRestoreOf100MiB) {
   TempDir tmp;
   const std::string dir = tmp / "state/big";
-  auto store_or = StateStore::Open(dir, 1024 * kMiB, Durability::kProcess);
+  auto store_or = StateStore::Open(dir, 1024 * kOneMiB, Durability::kProcess);
   ASSERT_TRUE(store_or.ok());
   std::shared_ptr<StateStore> store = std::move(*store_or);
   const std::string value(1000, 'x');
-  for (int i = 0; store->GetUsage()->used_bytes < 100 * kMiB; i += 1000) {
+  for (int i = 0; store->GetUsage()->used_bytes < 100 * kOneMiB; i += 1000) {
     auto txn = store->Begin();
     for (int j = i; j < i + 1000; ++j) ASSERT_TRUE(txn->Put(Key(j), value).ok());
     ASSERT_TRUE(txn->Commit().ok());
   }
   const auto usage = *store->GetUsage();
   std::printf("[ measure  ] store: %.1f MiB in use, %llu keys\n",
-              static_cast<double>(usage.used_bytes) / kMiB,
+              static_cast<double>(usage.used_bytes) / kOneMiB,
               static_cast<unsigned long long>(usage.entries));
 
   // Alone first, the two modes alternating, after the fill is on disk (the
@@ -243,7 +243,7 @@ TEST(Measure, CheckpointAndRestoreOf100MiB) {
     auto set = CheckpointSet::Open(dir, 1, mode);
     ASSERT_TRUE(set.ok());
     std::printf("[ measure  ] checkpoint %-8s %8.1f ms (median of %d), copy %.1f MiB\n", name,
-                Median(alone_ms[mode]), kSamples, static_cast<double>(copy_bytes[mode]) / kMiB);
+                Median(alone_ms[mode]), kSamples, static_cast<double>(copy_bytes[mode]) / kOneMiB);
 
     std::atomic<bool> copying{true};
     std::vector<double> commit_ms;
@@ -278,7 +278,7 @@ TEST(Measure, CheckpointAndRestoreOf100MiB) {
     const auto t0 = Clock::now();
     ASSERT_TRUE((*set)->Restore(latest).ok());
     const auto t1 = Clock::now();
-    auto reopened = StateStore::Open(dir, 1024 * kMiB, Durability::kProcess);
+    auto reopened = StateStore::Open(dir, 1024 * kOneMiB, Durability::kProcess);
     const auto t2 = Clock::now();
     ASSERT_TRUE(reopened.ok());
     ASSERT_TRUE((*reopened)->Get(Key(0))->has_value());
@@ -286,7 +286,7 @@ TEST(Measure, CheckpointAndRestoreOf100MiB) {
     reopen_ms.push_back(Seconds(t2 - t1) * 1000);
   }
   std::printf("[ measure  ] restore %.1f MiB: %8.1f ms (median of %d), reopen after it %.2f ms\n",
-              static_cast<double>(latest.bytes) / kMiB, Median(restore_ms), kSamples,
+              static_cast<double>(latest.bytes) / kOneMiB, Median(restore_ms), kSamples,
               Median(reopen_ms));
 }
 

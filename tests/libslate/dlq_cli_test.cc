@@ -84,7 +84,7 @@ std::uint64_t PayloadId(const Json& letter) {
   return id;
 }
 
-Json ChannelStatus(const SystemUnderTest& sut, const std::string& name) {
+Json StatusOfChannel(const SystemUnderTest& sut, const std::string& name) {
   Json st = sut.Status();
   for (const Json& c : st["channels"]) {
     if (c["name"] == name) return c;
@@ -167,7 +167,7 @@ TEST(DlqCli, RequeueWaitsForTheProducerToStopThenPutsTheMessageBack) {
   CommandOutput list = sut.Cli({"dlq", "stream"});
   EXPECT_EQ(list.code, 0);
   EXPECT_EQ(list.out, "no dead letters in stream\n");
-  Json ch = ChannelStatus(sut, "stream");
+  Json ch = StatusOfChannel(sut, "stream");
   EXPECT_EQ(ch["dead_letters"], 0);
   EXPECT_EQ(ch["depth"], 1);
 
@@ -204,7 +204,7 @@ TEST(DlqCli, PurgeAllEmptiesTheQueue) {
   CommandOutput json = sut.Cli({"dlq", "stream", "--json"});
   EXPECT_EQ(json.code, 0);
   EXPECT_EQ(json.out, "");
-  EXPECT_EQ(ChannelStatus(sut, "stream")["dead_letters"], 0);
+  EXPECT_EQ(StatusOfChannel(sut, "stream")["dead_letters"], 0);
 }
 
 TEST(DlqCli, AnUnknownChannelIsARuntimeErrorNamingTheKnownOnes) {
