@@ -213,10 +213,11 @@ Contender RunFloor(const Options& o, const std::string& dir) {
 Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false,
                    bool pid_private = false) {
   Contender c;
-  c.name = standby         ? "Clean Slate: standby = 1"
-           : pid_private   ? "Clean Slate: pid = \"private\""
-           : siblings == 0 ? "Clean Slate: slate run"
-                           : fmt::format("Clean Slate, {} siblings", siblings);
+  c.name = standby && pid_private ? "Clean Slate: standby, pid private"
+           : standby              ? "Clean Slate: standby = 1"
+           : pid_private          ? "Clean Slate: pid = \"private\""
+           : siblings == 0        ? "Clean Slate: slate run"
+                                  : fmt::format("Clean Slate, {} siblings", siblings);
   c.handled_what = "child_exited journaled";
   std::string sub = fmt::format("{}/slate-{}{}{}", dir, siblings, standby ? "-standby" : "",
                                 pid_private ? "-pid" : "");
@@ -240,7 +241,8 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
       "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
       "env = {{ PROBE_FILE = \"{}\" }}\n{}\n{}",
       children, SLATE_BENCH_PROBE, stamps,
-      standby ? "standby = 1\n" : (pid_private ? "pid = \"private\"\n" : ""), components);
+      fmt::format("{}{}", standby ? "standby = 1\n" : "", pid_private ? "pid = \"private\"\n" : ""),
+      components);
   ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
     c.status = "failed: cannot start slate run";
@@ -530,6 +532,7 @@ int Main(int argc, char** argv) {
     all.push_back(RunSlate(o, sub, 0));
     all.push_back(RunSlate(o, sub, 0, true));
     all.push_back(RunSlate(o, sub, 0, false, true));
+    all.push_back(RunSlate(o, sub, 0, true, true));
     if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
       all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));
