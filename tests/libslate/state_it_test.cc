@@ -441,6 +441,22 @@ to = "b"
   EXPECT_EQ(sut.Wait(), 0);
 }
 
+// out/, where a counter of another user than the test's writes.
+void MakeOutForAnyone(SystemUnderTest& sut) {
+  fs::create_directories(fs::path(sut.dir()) / "out");
+  fs::permissions(fs::path(sut.dir()) / "out", fs::perms::all);
+}
+
+// The counter `a` has committed (and written out) at least two counts.
+bool CountedTwice(SystemUnderTest& sut) {
+  return SystemUnderTest::WaitUntil(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(fs::path(sut.dir()) / "out" / "a.out", ec) >= 2 * 8;
+      },
+      milliseconds(5000));
+}
+
 TEST(State, AComponentOfItsOwnUserReachesNoOtherStoreByAnyPath) {
   if (auto why = platform::MountViewsUnavailable()) GTEST_SKIP() << *why;
   if (auto why = platform::CapabilityDropUnavailable()) GTEST_SKIP() << *why;
@@ -462,8 +478,7 @@ user = "60002"
 group = "60002"
 )");
   // Where the counter, running as 60001, writes what it counted.
-  fs::create_directories(fs::path(sut.dir()) / "out");
-  fs::permissions(fs::path(sut.dir()) / "out", fs::perms::all);
+  MakeOutForAnyone(sut);
   sut.StartReady();
   std::string log;
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
@@ -482,12 +497,7 @@ group = "60002"
   EXPECT_THAT(log, ::testing::HasSubstr("reach x:state/a: Permission denied"));
   EXPECT_THAT(log, ::testing::HasSubstr("reach u:: Operation not permitted"));
   // The counter commits to its store as its own user.
-  EXPECT_TRUE(SystemUnderTest::WaitUntil(
-      [&] {
-        std::error_code ec;
-        return fs::file_size(fs::path(sut.dir()) / "out" / "a.out", ec) >= 2 * 8;
-      },
-      milliseconds(5000)));
+  EXPECT_TRUE(CountedTwice(sut));
   struct stat st {};
   ASSERT_EQ(::stat((fs::path(sut.state_dir()) / "state" / "a" / "data.mdb").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 60001u);
@@ -525,8 +535,7 @@ ready = "notify"
 user = "60001"
 group = "60001"
 )");
-  fs::create_directories(fs::path(sut.dir()) / "out");
-  fs::permissions(fs::path(sut.dir()) / "out", fs::perms::all);
+  MakeOutForAnyone(sut);
   sut.StartReady();
   std::string snoop;
   std::string host_snoop;
@@ -542,12 +551,7 @@ group = "60001"
   EXPECT_THAT(snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: No such file or directory"));
   EXPECT_THAT(host_snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: ok"));
   // The counter counts, in its namespace.
-  EXPECT_TRUE(SystemUnderTest::WaitUntil(
-      [&] {
-        std::error_code ec;
-        return fs::file_size(fs::path(sut.dir()) / "out" / "a.out", ec) >= 2 * 8;
-      },
-      milliseconds(5000)));
+  EXPECT_TRUE(CountedTwice(sut));
   // The warning at start names the one that can look, and only it.
   EXPECT_THAT(sut.RunLog(),
               ::testing::HasSubstr("component a has a store, and host_snoop runs as the same user "
