@@ -29,6 +29,8 @@
 //   checked / checked-sanitize
 //       a counter in the state store whose value carries a check; a value
 //       that fails it ends the process with code 4; the sanitize mode drops it.
+//   hold-read
+//       holds a read transaction of its store (an LMDB reader slot) for ever.
 //   stateful [--trigger FILE] / sanitize
 //       a counter in the state store that poisons its state when FILE
 //       appears; `sanitize` removes the poison.
@@ -432,6 +434,23 @@ int Count(int argc, char** argv) {
 // writes "poison" and crashes. A process that finds "poison" at start
 // crashes too, so only a remedy of the state (rollback, sanitize, reset)
 // lets it run again.
+// A reader that never finishes: puts "n" if it is missing, says it is
+// ready, then holds a read transaction (a reader slot of LMDB's, under its
+// pid) for ever, inside a ForEach whose visitor never returns. Killed, it
+// leaves the slot behind for the next opener of the store to clear.
+int HoldRead() {
+  Init();
+  if (auto v = slate::State::Get("n"); !v) {
+    if (auto st = slate::State::Put("n", "1"); !st) Die(st.error().text);
+  }
+  slate::Ready();
+  auto held = slate::State::ForEach("", [](std::string_view, std::string_view) {
+    Idle();
+    return false;
+  });
+  Die(held ? "hold-read: the visitor returned" : held.error().text);
+}
+
 int Stateful(int argc, char** argv) {
   Init();
   const std::string trigger = Arg(argc, argv, "--trigger", "poison-now");
@@ -964,6 +983,7 @@ int main(int argc, char** argv) {
   if (mode == "grants") return Grants(argc, argv);
   if (mode == "count") return Count(argc, argv);
   if (mode == "stateful") return Stateful(argc, argv);
+  if (mode == "hold-read") return HoldRead();
   if (mode == "sanitize") return Sanitize(argc, argv);
   if (mode == "drive") return Drive(argc, argv);
   if (mode == "device-reset") return DeviceReset(argc, argv);

@@ -1,12 +1,16 @@
 // The state store through libslate and the real runtime (issue 5, item 1).
+#include <algorithm>
 #include <random>
+#include <set>
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
 #include <gmock/gmock.h>
+#include <lmdb.h>
 
 #include "../runtime/system_under_test.h"
 #include "platform/spawn.h"
@@ -556,6 +560,78 @@ group = "60001"
   EXPECT_THAT(sut.RunLog(),
               ::testing::HasSubstr("component a has a store, and host_snoop runs as the same user "
                                    "(60001) with the host's PID namespace"));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+// The pids in the reader table of the LMDB environment in `dir`, as
+// mdb_reader_list prints them (one line a slot in use, after a header).
+std::vector<pid_t> ReaderPids(const std::string& dir) {
+  std::vector<pid_t> pids;
+  MDB_env* env = nullptr;
+  if (mdb_env_create(&env) != 0) return pids;
+  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0) {
+    (void)mdb_reader_list(
+        env,
+        [](const char* line, void* out) {
+          pid_t pid = 0;
+          if (std::sscanf(line, "%d", &pid) == 1)
+            static_cast<std::vector<pid_t>*>(out)->push_back(pid);
+          return 0;
+        },
+        &pids);
+  }
+  mdb_env_close(env);
+  return pids;
+}
+
+TEST(State, KilledReadersInAPrivatePidNamespaceLeaveNoSlotBehind) {
+  if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) GTEST_SKIP() << *why;
+  // Each incarnation holds a reader slot under its pid, and is killed
+  // holding it. The next one clears the dead one's slot when it opens the
+  // store, because its pid differs: the runtime numbers the program with
+  // its init's host pid. Numbered 2 every time, as in a plain PID
+  // namespace, each would take the stale slots for its own, and they would
+  // pile up until the table is full.
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["r"]
+intensity = 20
+[component.r]
+exec = ["{peer}", "hold-read"]
+ready = "notify"
+state = { size = "16MiB" }
+pid = "private"
+)");
+  sut.StartReady();
+  const std::string store = (fs::path(sut.state_dir()) / "state" / "r").string();
+  std::set<pid_t> programs;
+  for (std::size_t kill = 1; kill <= 5; ++kill) {
+    const int pid = sut.Node("r")["pid"].get<int>();
+    programs.insert(pid);
+    // Its slot, under its pid (the one status shows), once it holds it.
+    ASSERT_TRUE(SystemUnderTest::WaitUntil(
+        [&] {
+          const std::vector<pid_t> readers = ReaderPids(store);
+          return std::find(readers.begin(), readers.end(), pid) != readers.end();
+        },
+        milliseconds(5000)))
+        << "no reader slot of " << pid << " in " << fmt::format("{}", ReaderPids(store));
+    ASSERT_EQ(sut.Cli({"kill", "r"}).code, 0);
+    ASSERT_TRUE(sut.WaitEvent("child_ready", "r", milliseconds(5000), kill + 1)) << sut.RunLog();
+  }
+  const int current = sut.Node("r")["pid"].get<int>();
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        const std::vector<pid_t> readers = ReaderPids(store);
+        return std::find(readers.begin(), readers.end(), current) != readers.end();
+      },
+      milliseconds(5000)));
+  // No killed incarnation's slot is left: only the live one's (and, for a
+  // moment, the runtime's own, were it reading).
+  for (const pid_t reader : ReaderPids(store)) {
+    EXPECT_FALSE(programs.contains(reader)) << "a killed reader's slot is left: " << reader;
+  }
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
