@@ -17,14 +17,6 @@
 namespace slate::platform {
 namespace {
 
-ExitStatus StatusFromSiginfo(const siginfo_t& info) {
-  switch (info.si_code) {
-    case CLD_KILLED: return ExitStatus::Killed(info.si_status, false);
-    case CLD_DUMPED: return ExitStatus::Killed(info.si_status, true);
-    default: return ExitStatus::Exited(info.si_status);
-  }
-}
-
 // waitid that retries on EINTR. si_pid stays 0 when nothing was waitable.
 int Waitid(idtype_t type, id_t id, siginfo_t* info, int options) {
   int rc;
@@ -45,7 +37,7 @@ Result<std::optional<ReapedChild>> ReapPid(pid_t pid) {
   if (info.si_pid == 0) {
     return std::optional<ReapedChild>();
   }
-  return std::optional<ReapedChild>(ReapedChild{info.si_pid, StatusFromSiginfo(info)});
+  return std::optional<ReapedChild>(ReapedChild{info.si_pid, ExitStatus::FromSiginfo(info)});
 }
 
 // Our children, from every thread's /proc/self/task/TID/children (an orphan
@@ -91,6 +83,14 @@ Status ReapUntrackedChildren(const std::function<bool(pid_t)>& is_tracked,
 
 }  // namespace
 
+ExitStatus ExitStatus::FromSiginfo(const siginfo_t& info) {
+  switch (info.si_code) {
+    case CLD_KILLED: return Killed(info.si_status, false);
+    case CLD_DUMPED: return Killed(info.si_status, true);
+    default: return Exited(info.si_status);
+  }
+}
+
 std::string ExitStatus::Describe() const {
   if (exited()) {
     return "exited with code " + std::to_string(code);
@@ -133,7 +133,7 @@ Result<std::optional<ExitStatus>> TryReap(Process& process) {
       }
     }
   }
-  return std::optional<ExitStatus>(StatusFromSiginfo(info));
+  return std::optional<ExitStatus>(ExitStatus::FromSiginfo(info));
 }
 
 Status KillTree(const Process& process, int sig) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "base/result.h"
@@ -33,6 +34,8 @@ struct ExitStatus {
 
   static ExitStatus Exited(int code) { return {Kind::kExited, code, false}; }
   static ExitStatus Killed(int signal, bool core) { return {Kind::kKilled, signal, core}; }
+  // From waitid(2)'s siginfo of an exited child (si_code CLD_*).
+  static ExitStatus FromSiginfo(const siginfo_t& info);
 
   bool exited() const { return kind == Kind::kExited; }
   bool killed() const { return kind == Kind::kKilled; }

@@ -404,12 +404,8 @@ Status AwaitInit(const std::string& program, const std::string& init, const Laun
     return MakeError("spawn " + program + ": its init " + init + " did not start it within " +
                      std::to_string(kTimeoutMs / 1000) + " s");
   }
-  const bool killed = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
   return MakeError("spawn " + program + ": its init " + init + " ended before starting it (" +
-                   (killed ? ExitStatus::Killed(info.si_status, info.si_code == CLD_DUMPED)
-                           : ExitStatus::Exited(info.si_status))
-                       .Describe() +
-                   ")");
+                   ExitStatus::FromSiginfo(info).Describe() + ")");
 }
 
 // Runs `attempt` in a throwaway child (forked: it may do anything) and

@@ -144,16 +144,21 @@ SLATE_CHILD_CODE void ChildMakeReadOnly(ChildPlan* plan) {
   }
 }
 
-// Runs before the descriptors are installed, so that what it opens is
-// closed with the rest should a step fail midway.
-SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
+// A mount namespace of the child's own, a copy of the one it is in: its
+// mounts stay its own; the parent's later ones still reach it.
+SLATE_CHILD_CODE void ChildOwnMountNamespace(ChildPlan* plan) {
   if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
     ChildFail(plan, ChildStep::kMountNamespace, errno);
   }
-  // Our mounts stay ours; the parent's later ones still reach us.
   if (syscall(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
     ChildMountFail(plan, ChildStep::kMountNamespace, "/", errno);
   }
+}
+
+// Runs before the descriptors are installed, so that what it opens is
+// closed with the rest should a step fail midway.
+SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
+  ChildOwnMountNamespace(plan);
   for (size_t i = 0; i < plan->bind_count; ++i) {
     ChildBind& b = plan->binds[i];
     const long fd = syscall(SYS_openat, AT_FDCWD, b.path, O_PATH | O_CLOEXEC);
@@ -222,14 +227,7 @@ SLATE_CHILD_CODE void ChildMountProc(ChildPlan* plan) {
     host_pid = host_pid * 10 + (link[i] - '0');
   }
   if (host_pid < 2) ChildMountFail(plan, ChildStep::kPidNumber, "/proc/self", ENOENT);
-  if (!plan->view || plan->join_namespace >= 0) {
-    if (syscall(SYS_unshare, CLONE_NEWNS) != 0) {
-      ChildFail(plan, ChildStep::kMountNamespace, errno);
-    }
-    if (syscall(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
-      ChildMountFail(plan, ChildStep::kMountNamespace, "/", errno);
-    }
-  }
+  if (!plan->view || plan->join_namespace >= 0) ChildOwnMountNamespace(plan);
   if (syscall(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
     ChildMountFail(plan, ChildStep::kMountProc, "/proc", errno);
   }
