@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "platform/file_io.h"
 #include "platform/pipe.h"
 #include "platform/signal_fd.h"
 #include "platform/signal_process.h"
@@ -579,10 +580,13 @@ std::vector<pid_t> ChildrenOf(pid_t pid) {
 
 // Whether a process of ours runs with exactly this command line.
 bool AnyProcessRuns(const std::string& cmdline) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::ifstream in(entry.path() / "cmdline");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (text == cmdline) return true;
+  // Processes come and go meanwhile: no throwing increments, and read(2)
+  // (a stream throws when a process ends while it is read).
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const Result<std::string> text = ReadFile(it->path() / "cmdline");
+    if (text.ok() && *text == cmdline) return true;
   }
   return false;
 }

@@ -44,18 +44,9 @@ std::vector<pid_t> ProcessesWith(const std::string& marker) {
     const fs::directory_entry& e = *it;
     const std::string name = e.path().filename();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    // read(2), not a stream: a process that ends meanwhile makes the read
-    // fail with ESRCH, which libstdc++'s filebuf throws as an exception.
-    std::string cmdline;
-    if (int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-      char buf[4096];
-      ssize_t n = 0;
-      while ((n = ::read(fd, buf, sizeof buf)) > 0)
-        cmdline.append(buf, static_cast<std::size_t>(n));
-      ::close(fd);
-    }
-    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     const auto pid = static_cast<pid_t>(std::stoi(name));
+    std::string cmdline = ProcFile(pid, "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
     if (cmdline.find(marker) != std::string::npos && Alive(pid)) out.push_back(pid);
   }
   return out;

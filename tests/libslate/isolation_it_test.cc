@@ -4,6 +4,8 @@
 // `network` and `ipc` namespaces, a read-only root, and what the runtime
 // does where the host cannot give them (refuse, or run without what is
 // marked optional).
+#include <sstream>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,7 +26,7 @@ using ::testing::HasSubstr;
 
 // "Seccomp:\t2" of /proc/PID/status: the mode it runs under (2: a filter).
 std::string SeccompMode(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::istringstream in(ProcFile(pid, "status"));
   for (std::string line; std::getline(in, line);) {
     if (line.starts_with("Seccomp:")) return line.substr(line.find_first_not_of(" \t", 8));
   }

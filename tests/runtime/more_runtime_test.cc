@@ -14,7 +14,7 @@ namespace slate::testing {
 namespace {
 
 long ContextSwitches(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::istringstream in(ProcFile(pid, "status"));
   long total = 0;
   for (std::string line; std::getline(in, line);) {
     if (line.find("ctxt_switches:") != std::string::npos) {

@@ -295,11 +295,26 @@ class SystemUnderTest {
   pid_t pid_ = -1;
 };
 
+// The whole of /proc/PID/NAME, or "" once the process is gone. read(2), not
+// a stream: a process that ends while it is read makes read(2) fail with
+// ESRCH, which libstdc++'s filebuf throws as an exception.
+inline std::string ProcFile(pid_t pid, const char* name) {
+  std::string out;
+  const int fd = ::open(fmt::format("/proc/{}/{}", pid, name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return n < 0 ? std::string() : out;
+}
+
 inline bool Alive(pid_t pid) {
   if (::kill(pid, 0) != 0) return false;
-  // A zombie still answers kill(0); count it as dead but report it.
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string content((std::istreambuf_iterator<char>(in)), {});
+  // A zombie still answers kill(0); count it as dead. So is a process
+  // reaped since kill(0), whose stat reads as "".
+  const std::string content = ProcFile(pid, "stat");
+  if (content.empty()) return false;
   auto close = content.rfind(')');
   return close == std::string::npos || content.size() < close + 3 || content[close + 2] != 'Z';
 }
