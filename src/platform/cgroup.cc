@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -140,6 +141,37 @@ Result<Cgroup> MakeCgroupDir(const std::string& path, std::string name) {
   return Cgroup(std::move(handle).value());
 }
 
+// The words of a space-separated control file (cgroup.controllers,
+// cgroup.subtree_control).
+Result<std::set<std::string>> ReadWords(int dir_fd, const std::string& dir, const char* file) {
+  auto text = ReadFileAt(dir_fd, file);
+  if (!text) {
+    return MakeError(dir + ": " + text.error().message);
+  }
+  std::set<std::string> words;
+  std::istringstream in(*text);
+  for (std::string w; in >> w;) {
+    words.insert(w);
+  }
+  return words;
+}
+
+// "+memory +pids" (sign "+"), "-memory -pids" (sign "-"), "memory pids"
+// (sign "").
+std::string ControllerList(const std::vector<std::string>& names, std::string_view sign) {
+  std::string out;
+  for (const std::string& n : names) {
+    out += (out.empty() ? "" : " ") + std::string(sign) + n;
+  }
+  return out;
+}
+
+// Moves this process (all its threads) into `cgroup`.
+Status MoveSelf(const CgroupHandle& cgroup) {
+  auto moved = WriteFileAt(cgroup.dir_fd(), "cgroup.procs", std::to_string(::getpid()));
+  return moved ? moved : MakeError(cgroup.path() + ": " + moved.error().message);
+}
+
 }  // namespace
 
 Result<Cgroup2Location> LocateCgroup2() {
@@ -259,6 +291,27 @@ Result<bool> CgroupHandle::Contains(pid_t pid) const {
   return name.has_value() && IsWithin(*name, name_);
 }
 
+Status CgroupHandle::Write(std::string_view file, std::string_view value) const {
+  auto status = WriteFileAt(dir_.get(), std::string(file), value);
+  return status ? status : MakeError(path_ + ": " + status.error().message);
+}
+
+Result<std::uint64_t> CgroupHandle::MemoryEvents(std::string_view key) const {
+  auto text = ReadFileAt(dir_.get(), "memory.events");
+  if (!text) {
+    return MakeError(path_ + ": " + text.error().message);
+  }
+  std::istringstream lines(*text);
+  std::string name;
+  std::uint64_t count = 0;
+  while (lines >> name >> count) {
+    if (name == key) {
+      return count;
+    }
+  }
+  return MakeError(path_ + "/memory.events has no \"" + std::string(key) + "\" key");
+}
+
 Cgroup::Cgroup(Cgroup&& other) noexcept
     : handle_(std::move(other.handle_)), owned_(std::exchange(other.owned_, false)) {}
 
@@ -312,6 +365,126 @@ Result<Cgroup> CgroupTree::CreateChild(std::string_view name) const {
     return MakeError("bad cgroup name \"" + std::string(name) + "\"");
   }
   return MakeCgroupDir(JoinPath(handle().path(), name), JoinPath(handle().name(), name));
+}
+
+CgroupTree::CgroupTree(CgroupTree&& other) noexcept
+    : location_(std::move(other.location_)),
+      root_(std::move(other.root_)),
+      leaf_(std::exchange(other.leaf_, std::nullopt)),
+      enabled_own_(std::exchange(other.enabled_own_, {})),
+      enabled_tree_(std::exchange(other.enabled_tree_, {})) {}
+
+CgroupTree::~CgroupTree() {
+  RestoreControllers();
+}
+
+Status CgroupTree::EnableControllers(const std::vector<std::string>& controllers) {
+  if (controllers.empty()) {
+    return OkStatus();
+  }
+  auto own = CgroupHandle::Open(location_.own_dir, location_.own);
+  if (!own) {
+    return own.error();
+  }
+  auto available = ReadWords(own->dir_fd(), own->path(), "cgroup.controllers");
+  if (!available) {
+    return available.error();
+  }
+  for (const std::string& c : controllers) {
+    if (available->count(c) == 0) {
+      return MakeError("the " + c + " controller is not available to cgroup " + location_.own +
+                       " (its cgroup.controllers: \"" +
+                       ControllerList({available->begin(), available->end()}, "") +
+                       "\"); it is bound to a cgroup v1 hierarchy, or not delegated");
+    }
+  }
+  auto on_own = ReadWords(own->dir_fd(), own->path(), "cgroup.subtree_control");
+  if (!on_own) {
+    return on_own.error();
+  }
+  std::vector<std::string> missing;
+  for (const std::string& c : controllers) {
+    if (on_own->count(c) == 0) {
+      missing.push_back(c);
+    }
+  }
+  auto fail = [this](const Error& e) {
+    RestoreControllers();
+    return e;
+  };
+  // Only the root cgroup (it has no cgroup.type) may hold processes and
+  // pass controllers down. Elsewhere writing "+memory" with processes in
+  // OWN is refused (EBUSY), but "+pids" is not: it turns OWN into a
+  // threaded domain, whose children cannot take memory or pids. So we
+  // leave OWN first, whatever we enable. (Processes we start without a
+  // cgroup of their own, hooks, follow us into TREE/runtime.)
+  const bool root = ::faccessat(own->dir_fd(), "cgroup.type", F_OK, 0) != 0;
+  auto members = ReadMembers(*own);
+  if (!members) {
+    return members.error();
+  }
+  if (!root && !members->empty()) {
+    auto leaf =
+        MakeCgroupDir(JoinPath(handle().path(), "runtime"), JoinPath(handle().name(), "runtime"));
+    if (!leaf) {
+      return leaf.error();
+    }
+    if (auto moved = MoveSelf(leaf->handle()); !moved) {
+      return moved.error();
+    }
+    leaf_.emplace(std::move(leaf).value());
+    auto others = ReadMembers(*own);
+    if (!others) {
+      return fail(others.error());
+    }
+    if (!others->empty()) {
+      std::string pids;
+      for (std::size_t i = 0; i < others->size() && i < 5; ++i) {
+        pids += (i == 0 ? "" : ", ") + std::to_string((*others)[i]);
+      }
+      return fail(MakeError(
+          "other processes share cgroup " + location_.own + " (pid " + pids +
+          (others->size() > 5 ? ", ..." : "") +
+          "), and cgroup v2 passes controllers down only from a cgroup without processes: run "
+          "slate in a cgroup of its own (e.g. a systemd service with Delegate=yes)"));
+    }
+  }
+  if (!missing.empty()) {
+    if (auto enabled = own->Write("cgroup.subtree_control", ControllerList(missing, "+"));
+        !enabled) {
+      return fail(enabled.error());
+    }
+    // The root's are the host's: others may come to rely on them, so we
+    // leave them on.
+    if (!root) {
+      enabled_own_ = missing;
+    }
+  }
+  auto on_tree = handle().Write("cgroup.subtree_control", ControllerList(controllers, "+"));
+  if (!on_tree) {
+    return fail(on_tree.error());
+  }
+  enabled_tree_ = controllers;
+  return OkStatus();
+}
+
+void CgroupTree::RestoreControllers() {
+  // Children first: a controller can be turned off in a cgroup only while
+  // none of its children passes it on.
+  if (!enabled_tree_.empty()) {
+    (void)handle().Write("cgroup.subtree_control", ControllerList(enabled_tree_, "-"));
+    enabled_tree_.clear();
+  }
+  if (!enabled_own_.empty() || leaf_) {
+    auto own = CgroupHandle::Open(location_.own_dir, location_.own);
+    if (own && !enabled_own_.empty()) {
+      (void)own->Write("cgroup.subtree_control", ControllerList(enabled_own_, "-"));
+    }
+    enabled_own_.clear();
+    if (own && leaf_ && MoveSelf(*own)) {
+      leaf_.reset();  // removes TREE/runtime, empty now
+    }
+  }
 }
 
 std::string CgroupTree::Describe() const {

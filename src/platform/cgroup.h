@@ -10,14 +10,18 @@
 // /proc/self/cgroup), TREE is created by CgroupTree::Create and COMPONENT by
 // CgroupTree::CreateChild. Works on pure v2 hosts (cgroup2 at /sys/fs/cgroup)
 // and hybrid ones (cgroup2 at /sys/fs/cgroup/unified beside v1 hierarchies).
-// No controllers are enabled; memory limits would need the runtime to move
-// itself into a leaf first (cgroup v2's "no internal processes" rule).
+// Controllers (memory, pids) are enabled only on request, for components
+// with cgroup limits: see CgroupTree::EnableControllers, which may move the
+// runtime into TREE/runtime (cgroup v2's "no internal processes" rule).
 //
 // Not thread-safe: each object is used by one thread at a time.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -71,6 +75,14 @@ class CgroupHandle {
   // false (not an Error) when the process no longer exists.
   Result<bool> Contains(pid_t pid) const;
 
+  // Writes `value` to the control file `file` (e.g. "memory.max") in one
+  // write(2). The Error names the file.
+  Status Write(std::string_view file, std::string_view value) const;
+
+  // The count of `key` in memory.events (e.g. "oom_kill"): events in this
+  // cgroup and below. An Error where the memory controller is not enabled.
+  Result<std::uint64_t> MemoryEvents(std::string_view key) const;
+
  private:
   CgroupHandle(UniqueFd dir, std::string path, std::string name)
       : dir_(std::move(dir)), path_(std::move(path)), name_(std::move(name)) {}
@@ -114,6 +126,23 @@ class CgroupTree {
   // processes of a previous runtime: check IsPopulated() and Kill().
   Result<Cgroup> CreateChild(std::string_view name) const;
 
+  // Makes `controllers` (e.g. {"memory", "pids"}) available in the
+  // components' cgroups: enabled in cgroup.subtree_control of OWN and TREE.
+  // cgroup v2 lets a cgroup other than the root pass controllers to its
+  // children only while no process sits in it, so where OWN is not the root
+  // this process moves itself into TREE/runtime first; then no other
+  // process may share OWN. On failure it puts back what it changed, as far
+  // as the kernel lets it, and the Error says why (not delegated, bound to
+  // cgroup v1, shared cgroup). The destructor undoes it: controllers off
+  // again (but in the root cgroup, whose are the host's), this process back.
+  Status EnableControllers(const std::vector<std::string>& controllers);
+  // The cgroup this process moved itself into, or nullptr.
+  const CgroupHandle* own_leaf() const { return leaf_ ? &leaf_->handle() : nullptr; }
+
+  CgroupTree(CgroupTree&& other) noexcept;
+  CgroupTree& operator=(CgroupTree&&) = delete;
+  ~CgroupTree();
+
   const Cgroup2Location& location() const { return location_; }
   const CgroupHandle& handle() const { return root_.handle(); }
   bool has_kill_file() const { return root_.handle().has_kill_file(); }
@@ -126,8 +155,14 @@ class CgroupTree {
   CgroupTree(Cgroup2Location location, Cgroup root)
       : location_(std::move(location)), root_(std::move(root)) {}
 
+  // Undoes EnableControllers.
+  void RestoreControllers();
+
   Cgroup2Location location_;
   Cgroup root_;
+  std::optional<Cgroup> leaf_;             // TREE/runtime, while we sit in it
+  std::vector<std::string> enabled_own_;   // what we enabled in OWN
+  std::vector<std::string> enabled_tree_;  // and in TREE
 };
 
 }  // namespace slate::platform

@@ -106,6 +106,11 @@ void Daemon::SpawnNow(const core::Spawn& s) {
       Say("{}: {}; its tree is tracked by process group only", s.name, cg.error().message);
     }
   }
+  auto memory_limited = ApplyCgroupLimits(c, cgroup ? &*cgroup : nullptr);
+  if (!memory_limited) {
+    if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
+    return fail(memory_limited.error().message);
+  }
 
   auto process = platform::Spawn(req);
   channel_fds.clear();
@@ -128,8 +133,8 @@ void Daemon::SpawnNow(const core::Spawn& s) {
                      [this, inc](std::uint32_t) { OnReadiness(inc); });
   }
   by_pid_[pid] = inc;
-  children_.emplace(
-      inc, Child{inc, name, std::move(process).value(), std::move(readiness), std::move(cgroup)});
+  children_.emplace(inc, Child{inc, name, std::move(process).value(), std::move(readiness),
+                               std::move(cgroup), *memory_limited});
   Feed(sup_.Spawned(inc, pid, Now()));
   if (c.standby > 0) FillSpares(name, c);
 }

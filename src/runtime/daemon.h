@@ -47,6 +47,9 @@ class Daemon {
     platform::Process process;
     std::optional<platform::ReadinessPipe> readiness;
     std::optional<platform::Cgroup> cgroup;
+    // Its cgroup has memory_max (and memory.oom.group): an OOM kill there
+    // ends all of it, and the end is `oom`.
+    bool memory_limited = false;
   };
 
   // A standby spare (standby.cc): started, not yet promoted.
@@ -57,7 +60,8 @@ class Daemon {
     std::string image;              // the program it runs: promoted only while current
     platform::UniqueFd activation;  // our end of its activation socket
     std::optional<platform::Cgroup> cgroup;
-    bool parked = false;  // it said it waits in slate_await_activation
+    bool memory_limited = false;  // as Child's
+    bool parked = false;          // it said it waits in slate_await_activation
   };
 
   // A channel as the runtime keeps it.
@@ -98,6 +102,11 @@ class Daemon {
   std::string StoreDir(const std::string& component) const;  // state_dir/state/NAME
   void SetUpCgroups();
   void RemoveStaleCgroups(const std::string& parent);
+  // Gives `cgroup` (a new one, before the spawn) c's memory_max and
+  // pids_max; nothing where it has none, or they are optional and missing
+  // (then a failure here is said, and the start goes on). Whether the
+  // memory limit is in force.
+  Result<bool> ApplyCgroupLimits(const spec::Component& c, const platform::Cgroup* cgroup);
   std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);
   // What of state_dir component `name` (and its hooks) may see: its own
   // store, its notify socket, the images (read-only).
@@ -228,6 +237,9 @@ class Daemon {
   std::optional<Journal> journal_;
   std::unique_ptr<ControlServer> control_;
   std::optional<platform::CgroupTree> cgroups_;
+  // Why components' cgroup limits (memory_max, pids_max) cannot be had here;
+  // nullopt when they can, or no component asks for them.
+  std::optional<std::string> cgroup_limits_unavailable_;
   bool views_ = false;              // components get a MountView of state_dir
   bool drop_capabilities_ = false;  // we can drop the bounding set (CAP_SETPCAP)
   std::map<std::string, platform::Identity> identities_;               // by component (spec) name

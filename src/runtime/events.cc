@@ -84,6 +84,13 @@ void Daemon::OnExit(core::Incarnation inc) {
     ps.signaled = true;
     ps.signal = SIGKILL;
   }
+  // The OOM killer's SIGKILL under its memory_max: memory.oom.group makes it
+  // end all of the component at once, so an OOM kill counted in its cgroup
+  // is this end.
+  if (child.memory_limited && child.cgroup && ps.signaled && ps.signal == SIGKILL) {
+    auto kills = child.cgroup->handle().MemoryEvents("oom_kill");
+    ps.oom = kills && *kills > 0;
+  }
   by_pid_.erase(child.process.pid());
   hung_.erase(child.process.pid());
   stalled_.erase(child.process.pid());

@@ -124,7 +124,8 @@ platform::SeccompPolicy SeccompPolicyOf(const spec::Component& c) {
 // What `c` asks of the host that the host cannot give: refused, unless the
 // system file marks it optional; then the component runs without it and we
 // say so. A filter is built now, so that a start fails here, not a restart.
-Result<std::monostate> CheckIsolation(const spec::Component& c) {
+Result<std::monostate> CheckIsolation(const spec::Component& c,
+                                      const std::optional<std::string>& cgroup_limits_unavailable) {
   struct Demand {
     std::string key;  // as the system file writes it
     bool optional;
@@ -171,6 +172,14 @@ Result<std::monostate> CheckIsolation(const spec::Component& c) {
       }
     }
   }
+  if (c.limits.wants_cgroup()) {
+    std::vector<std::string> keys;
+    if (c.limits.memory_max) keys.emplace_back("memory_max");
+    if (c.limits.pids_max) keys.emplace_back("pids_max");
+    demands.push_back({fmt::format("a cgroup with {} (limits)", fmt::join(keys, " and ")),
+                       c.limits.cgroup_optional, cgroup_limits_unavailable,
+                       "optional = true in its limits table"});
+  }
   for (const Demand& d : demands) {
     if (!d.why) continue;
     if (!d.optional) {
@@ -197,7 +206,7 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     drop_capabilities_ = true;
   }
   for (const spec::Component& c : system_->components) {
-    if (auto r = CheckIsolation(c); !r) return r;
+    if (auto r = CheckIsolation(c, cgroup_limits_unavailable_); !r) return r;
   }
   for (const spec::Component& c : system_->components) {
     if (!c.user) continue;

@@ -1,5 +1,6 @@
 // Start-up and teardown of the daemon: state_dir, journal, loop, signals,
 // cgroups, control socket; per-component log files and notify sockets.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -117,11 +118,57 @@ void Daemon::SetUpCgroups() {
     Say("cgroup v2 not available ({}); process trees are torn down by process group, and a "
         "process that leaves its group (setsid) can escape",
         tree.error().message);
+    cgroup_limits_unavailable_ = "cgroup v2 is not available: " + tree.error().message;
     return;
   }
   Say("{}", tree->Describe());
   RemoveStaleCgroups(tree->location().own_dir);
   cgroups_.emplace(std::move(tree).value());
+  std::vector<std::string> controllers;
+  auto wanted = [&](auto limit) {
+    return std::any_of(system_->components.begin(), system_->components.end(),
+                       [&](const spec::Component& c) { return limit(c.limits).has_value(); });
+  };
+  if (wanted([](const spec::Component::Limits& l) { return l.memory_max; })) {
+    controllers.emplace_back("memory");
+  }
+  if (wanted([](const spec::Component::Limits& l) { return l.pids_max; })) {
+    controllers.emplace_back("pids");
+  }
+  if (controllers.empty()) return;
+  if (auto r = cgroups_->EnableControllers(controllers); !r) {
+    cgroup_limits_unavailable_ = r.error().message;
+    return;
+  }
+  Say("cgroup controllers {} enabled for the components' limits{}", fmt::join(controllers, ", "),
+      cgroups_->own_leaf() != nullptr
+          ? fmt::format("; the runtime moved itself into {}", cgroups_->own_leaf()->name())
+          : "");
+}
+
+Result<bool> Daemon::ApplyCgroupLimits(const spec::Component& c, const platform::Cgroup* cgroup) {
+  const spec::Component::Limits& l = c.limits;
+  if (!l.wants_cgroup() || cgroup_limits_unavailable_) return false;  // see the start's checks
+  auto without = [&](const std::string& why) -> Result<bool> {
+    if (!l.cgroup_optional) return MakeError(why);
+    Say("{}: {}; it runs without its cgroup limits (optional)", c.name, why);
+    return false;
+  };
+  if (cgroup == nullptr) return without("it has no cgroup of its own for its limits");
+  const platform::CgroupHandle& h = cgroup->handle();
+  if (l.memory_max) {
+    if (auto r = h.Write("memory.max", std::to_string(*l.memory_max)); !r) {
+      return without(r.error().message);
+    }
+    // The OOM killer ends all of it, not one process: a clean slate.
+    if (auto r = h.Write("memory.oom.group", "1"); !r) return without(r.error().message);
+  }
+  if (l.pids_max) {
+    if (auto r = h.Write("pids.max", std::to_string(*l.pids_max)); !r) {
+      return without(r.error().message);
+    }
+  }
+  return l.memory_max.has_value();
 }
 
 void Daemon::RemoveStaleCgroups(const std::string& parent) {

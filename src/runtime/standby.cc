@@ -132,6 +132,12 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
       req.cgroup = &spare->cgroup->handle();
     }
   }
+  auto memory_limited = ApplyCgroupLimits(c, spare->cgroup ? &*spare->cgroup : nullptr);
+  if (!memory_limited) {
+    if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
+    return memory_limited.error();
+  }
+  spare->memory_limited = *memory_limited;
   auto process = platform::Spawn(req);
   out->write.Reset();
   theirs.Reset();
@@ -289,8 +295,8 @@ bool Daemon::Promote(const core::Spawn& s) {
   const core::Incarnation inc = s.incarnation;
   (void)loop_->Add(pidfd, EPOLLIN, [this, inc](std::uint32_t) { OnExit(inc); });
   by_pid_[pid] = inc;
-  children_.emplace(
-      inc, Child{inc, s.name, std::move(*spare.process), std::nullopt, std::move(spare.cgroup)});
+  children_.emplace(inc, Child{inc, s.name, std::move(*spare.process), std::nullopt,
+                               std::move(spare.cgroup), spare.memory_limited});
   it->second.erase(pick);
 
   core::Event e;

@@ -157,6 +157,12 @@ struct Component {
     std::optional<std::uint64_t> nproc;          // RLIMIT_NPROC: processes of its user
     std::optional<std::uint64_t> address_space;  // RLIMIT_AS: bytes
     std::optional<Duration> cpu;                 // RLIMIT_CPU: whole seconds of CPU time
+    // cgroup v2 limits on the component's own cgroup, each optional:
+    std::optional<std::uint64_t> memory_max;  // memory.max: bytes; beyond it, an `oom` end
+    std::optional<std::uint64_t> pids_max;    // pids.max: its processes and threads
+    // `optional`: where the host cannot give the two above, run without them.
+    bool cgroup_optional = false;
+    bool wants_cgroup() const { return memory_max.has_value() || pids_max.has_value(); }
   } limits;
   SeccompSpec seccomp;
   NetworkSpec network;  // a network namespace of its own, or the host's

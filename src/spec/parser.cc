@@ -56,6 +56,7 @@ const EnumNames<NetworkMode> kNetworkModes{{"host", NetworkMode::kHost},
                                            {"loopback", NetworkMode::kLoopback}};
 const EnumNames<IpcMode> kIpcModes{{"host", IpcMode::kHost}, {"private", IpcMode::kPrivate}};
 const EnumNames<PidMode> kPidModes{{"host", PidMode::kHost}, {"private", PidMode::kPrivate}};
+constexpr std::uint64_t kMinMemoryMax = std::uint64_t{1} << 20;
 
 template <typename E>
 std::string_view NameOf(const EnumNames<E>& names, E value) {
@@ -389,6 +390,23 @@ void Reader::ReadLimits(TableReader& parent, Component& c) {
       r.BadValue("cpu", "the CPU limit counts whole seconds: at least 1s");
     } else {
       c.limits.cpu = *v;
+    }
+  }
+  if (auto v = r.Size("memory_max")) {
+    if (*v < kMinMemoryMax) {
+      r.BadValue("memory_max", "a memory limit below 1MiB leaves no room for any program");
+    } else {
+      c.limits.memory_max = *v;
+    }
+  }
+  if (auto v = r.Integer("pids_max", 1, 1 << 22))
+    c.limits.pids_max = static_cast<std::uint64_t>(*v);
+  if (auto v = r.Bool("optional")) {
+    if (!t->contains("memory_max") && !t->contains("pids_max")) {
+      r.BadValue("optional",
+                 "'optional' applies to memory_max and pids_max (cgroup v2), and neither is set");
+    } else {
+      c.limits.cgroup_optional = *v;
     }
   }
   r.Finish();

@@ -10,30 +10,46 @@
 //       reason its limits imply.
 // A flood of output (Run.AFloodOfOutputDoesNotSlowSupervision in
 // tests/runtime) and garbage in a channel's memory (Scribble/Corruption in
-// channel_it_test.cc) have tests of their own.
+// channel_it_test.cc) have tests of their own. CgroupLimits: the memory hog
+// and the fork bomb again, bounded by cgroup v2 memory_max and pids_max;
+// they run where the host passes those controllers down (in CI: in a
+// Debian 12 guest, scripts/vm-test) and are skipped elsewhere.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <gmock/gmock.h>
 
 #include "../runtime/system_under_test.h"
+#include "platform/cgroup.h"
+#include "platform/file_io.h"
 
 namespace slate::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kStatusBound{100};
+
+// SLATE_TEST_TIME_SCALE: how many times slower than this machine the tests
+// run (scripts/vm-test runs them in an emulated guest); 1 by default.
+int TimeScale() {
+  const char* v = std::getenv("SLATE_TEST_TIME_SCALE");
+  const int scale = v != nullptr ? std::atoi(v) : 1;
+  return scale > 1 ? scale : 1;
+}
 
 // Live (not zombie) processes whose command line holds `marker`.
 std::vector<pid_t> ProcessesWith(const std::string& marker) {
@@ -105,6 +121,12 @@ class StatusProbe {
     slow_cli_.clear();
     bound *= 3;
 #endif
+    if (const int scale = TimeScale(); scale > 1) {
+      // An emulated guest (scripts/vm-test): a bound on time says nothing.
+      min_rounds /= scale;
+      slow_cli_.clear();
+      bound *= scale;
+    }
     EXPECT_GE(rounds_, min_rounds) << what;
     EXPECT_EQ(unanswered_, 0) << what << ": " << last_error_;
     EXPECT_LT(max_ask_, bound) << what << ": status on the control socket";
@@ -440,6 +462,288 @@ shutdown = "{2}ms"
   EXPECT_EQ(sut.Wait(kShutdown + kSlack + milliseconds(2000)), 0);
   gone(pids, kSlack, "the shutdown");
   EXPECT_TRUE(ProcessesWith(marker).empty());
+}
+
+// A cgroup v2 directory of its own for a `slate run`, below this process's
+// cgroup, with the memory and pids controllers passed down to it: as a
+// systemd service with Delegate=yes has. Whatever is left in it is killed
+// and it is removed at the end.
+class DelegatedCgroup {
+ public:
+  DelegatedCgroup() {
+    auto where = platform::LocateCgroup2();
+    if (!where) {
+      why_not_ = where.error().message;
+      return;
+    }
+    const std::string own = where->own_dir;
+    auto controllers = platform::ReadFile(own + "/cgroup.controllers");
+    if (!controllers) {
+      why_not_ = controllers.error().message;
+      return;
+    }
+    for (const char* c : {"memory", "pids"}) {
+      if (controllers->find(c) == std::string::npos) {
+        why_not_ = fmt::format("no {} controller in cgroup v2 here ({}/cgroup.controllers: {})", c,
+                               own, *controllers);
+        return;
+      }
+    }
+    // Possible in the root cgroup, or where nothing else runs in ours.
+    if (auto r = platform::WriteFileAt(AT_FDCWD, own + "/cgroup.subtree_control", "+memory +pids");
+        !r) {
+      why_not_ = r.error().message;
+      return;
+    }
+    static int serial = 0;
+    path_ = fmt::format("{}/slate-it-{}-{}", own, ::getpid(), ++serial);
+    if (::mkdir(path_.c_str(), 0755) != 0) why_not_ = "mkdir " + path_;
+  }
+  ~DelegatedCgroup() {
+    if (!path_.empty()) Remove(path_);
+  }
+  DelegatedCgroup(const DelegatedCgroup&) = delete;
+  DelegatedCgroup& operator=(const DelegatedCgroup&) = delete;
+
+  const std::optional<std::string>& why_not() const { return why_not_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  static void Remove(const fs::path& dir) {
+    std::error_code ec;
+    std::ofstream(dir / "cgroup.kill") << "1";
+    std::vector<fs::path> children;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (e.is_directory(ec)) children.push_back(e.path());
+    }
+    for (const fs::path& c : children) Remove(c);
+    for (int i = 0; i < 200 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+
+  std::optional<std::string> why_not_;
+  std::string path_;
+};
+
+// The line of /proc/PID/cgroup for cgroup v2: "0::PATH", as PATH.
+std::string CgroupOf(pid_t pid) {
+  std::string text = ProcFile(pid, "cgroup");
+  const auto at = text.find("0::");
+  if (at == std::string::npos) return "";
+  text = text.substr(at + 3);
+  return text.substr(0, text.find('\n'));
+}
+
+// A cgroup control file of process `pid`'s cgroup, trimmed.
+std::string CgroupFileOf(pid_t pid, const std::string& file) {
+  auto where = platform::LocateCgroup2();
+  if (!where) return "";
+  auto text = platform::ReadFile(where->mount + CgroupOf(pid) + "/" + file);
+  if (!text) return "";
+  while (!text->empty() && text->back() == '\n') text->pop_back();
+  return *text;
+}
+
+// `file` of a cgroup below `tree` whose name starts with `prefix`: the first
+// that can be read (a process's cgroup is gone soon after it ends), or "".
+std::string CgroupFileIn(const std::string& tree, const std::string& prefix,
+                         const std::string& file) {
+  std::string out;
+  SystemUnderTest::WaitUntil(
+      [&] {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(tree, ec)) {
+          if (!e.path().filename().string().starts_with(prefix)) continue;
+          if (auto text = platform::ReadFile((e.path() / file).string())) {
+            out = text->substr(0, text->find('\n'));
+            return true;
+          }
+        }
+        return false;
+      },
+      milliseconds(5000));
+  return out;
+}
+
+TEST(CgroupLimits, AMemoryHogIsEndedAsOomWithItsTreeAndAloneIsRestarted) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory would count against memory_max";
+#endif
+  DelegatedCgroup cgroup;
+  if (cgroup.why_not()) {
+    // scripts/test's guest sets it: there, a skip would hide a failure.
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_CGROUP_LIMITS"), nullptr) << *cgroup.why_not();
+    GTEST_SKIP() << "cgroup v2 limits unavailable: " << *cgroup.why_not();
+  }
+  constexpr std::uint64_t kLimit = 48 << 20;
+  SystemUnderTest sut(fmt::format(R"(
+[supervisor.main]
+intensity = 100
+period = "10s"
+children = ["bystander", "hog"]
+{}
+[component.hog]
+exec = ["{{peer}}", "hog", "--chunk-kib", "1024", "--pace-us", "2000"]
+limits = {{ memory_max = "48MiB" }}
+)",
+                                  kBystander));
+  sut.Start(cgroup.path());
+  ASSERT_TRUE(sut.WaitEvent("system_started", "", milliseconds(10000 * TimeScale())))
+      << sut.RunLog();
+  // cgroup v2 passes controllers down only from a cgroup without processes:
+  // the runtime moved itself into a leaf of its tree.
+  EXPECT_EQ(CgroupOf(sut.pid()),
+            fmt::format("{}/slate-{}/runtime",
+                        cgroup.path().substr(cgroup.path().find("/slate-it-")), sut.pid()));
+  EXPECT_THAT(sut.RunLog(), HasSubstr("the runtime moved itself into"));
+  const std::string tree = fmt::format("{}/slate-{}", cgroup.path(), sut.pid());
+  EXPECT_EQ(CgroupFileIn(tree, "hog.", "memory.max"), std::to_string(kLimit));
+  EXPECT_EQ(CgroupFileIn(tree, "hog.", "memory.oom.group"), "1");
+  EXPECT_EQ(CgroupFileIn(tree, "bystander.", "memory.max"), "max");
+  Bystander bystander(sut);
+  StatusProbe probe(sut);
+  ASSERT_TRUE(sut.WaitEvent("child_exited", "hog", milliseconds(5000 * TimeScale()), 3))
+      << sut.RunLog();
+  probe.Check("memory hog under memory_max");
+  bystander.Check();
+  // Each end is the OOM killer's, inside the limit: never a failed malloc.
+  for (const Json& e : sut.Events("child_exited", "hog")) {
+    EXPECT_EQ(e["reason"]["kind"], "oom") << e.dump();
+  }
+  EXPECT_THAT(sut.ComponentLog("hog"), Not(HasSubstr("malloc failed")));
+  EXPECT_TRUE(sut.Events("supervisor_intensity_exceeded").empty());
+  const pid_t runtime = sut.pid();
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(milliseconds(20000 * TimeScale())), 0);
+  // It put everything back: no controllers passed down, its tree removed.
+  auto passed_down = platform::ReadFile(cgroup.path() + "/cgroup.subtree_control");
+  ASSERT_TRUE(passed_down.ok());
+  EXPECT_EQ(passed_down->find_first_not_of(" \n"), std::string::npos) << *passed_down;
+  EXPECT_FALSE(fs::exists(fmt::format("{}/slate-{}", cgroup.path(), runtime)));
+}
+
+TEST(CgroupLimits, AForkBombIsBoundedByPidsMaxWithoutAUserOfItsOwn) {
+  DelegatedCgroup cgroup;
+  if (cgroup.why_not()) {
+    // scripts/test's guest sets it: there, a skip would hide a failure.
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_CGROUP_LIMITS"), nullptr) << *cgroup.why_not();
+    GTEST_SKIP() << "cgroup v2 limits unavailable: " << *cgroup.why_not();
+  }
+  // Unlike nproc, pids.max counts the component's own processes (and
+  // threads) only, whoever they run as: root here.
+  constexpr std::size_t kPids = 16;
+  const std::string marker = fmt::format("cgroup-bomb-{}", ::getpid());
+  SystemUnderTest sut(fmt::format(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["bystander", "bomb"]
+{}
+[component.bomb]
+exec = ["{{peer}}", "fork-bomb", "--marker", "{}", "--hold-ms", "1500", "--code", "7"]
+shutdown = "500ms"
+limits = {{ pids_max = {} }}
+)",
+                                  kBystander, marker, kPids));
+  sut.Start(cgroup.path());
+  ASSERT_TRUE(sut.WaitEvent("system_started", "", milliseconds(10000 * TimeScale())))
+      << sut.RunLog();
+  Bystander bystander(sut);
+  StatusProbe probe(sut);
+  std::size_t most = 0;
+  const auto t0 = Clock::now();
+  while (sut.Events("child_exited", "bomb").empty() &&
+         Clock::now() - t0 < milliseconds(5000 * TimeScale())) {
+    most = std::max(most, ProcessesWith(marker).size());
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_FALSE(sut.Events("child_exited", "bomb").empty()) << sut.RunLog();
+  EXPECT_GE(most, kPids / 2) << "the bomb did not go off";
+  EXPECT_LE(most, kPids) << "pids_max did not bound the bomb";
+  EXPECT_THAT(sut.ComponentLog("bomb"), HasSubstr("fork-bomb: refused after"));
+  probe.Check("fork bomb under pids_max", 10);
+  bystander.Check();
+  const Json end = sut.Events("child_exited", "bomb").at(0);
+  EXPECT_EQ(end["reason"]["kind"], "exit") << end.dump();
+  EXPECT_EQ(end["reason"].value("code", -1), 7) << end.dump();
+  ASSERT_EQ(sut.Cli({"stop", "bomb"}).code, 0);
+  EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return ProcessesWith(marker).empty(); },
+                                         milliseconds(1500 * TimeScale())))
+      << ProcessesWith(marker).size() << " bomb processes survived its stop";
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(milliseconds(20000 * TimeScale())), 0);
+}
+
+TEST(CgroupLimits, WithoutThemTheRuntimeRefusesToStartUnlessTheyAreOptional) {
+  // Where the host passes the controllers down, they are withheld by a
+  // process that shares the runtime's cgroup.
+  DelegatedCgroup cgroup;
+  if (std::getenv("SLATE_REQUIRE_CGROUP_LIMITS") != nullptr) {
+    ASSERT_FALSE(cgroup.why_not()) << *cgroup.why_not();
+  }
+  std::string where;
+  struct Sharer {
+    pid_t pid = -1;
+    ~Sharer() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } sharer_process;
+  pid_t& sharer = sharer_process.pid;
+  if (!cgroup.why_not()) {
+    where = cgroup.path();
+    sharer = ::fork();
+    if (sharer == 0) {
+      ::pause();
+      std::_Exit(0);
+    }
+    ASSERT_TRUE(platform::WriteFileAt(AT_FDCWD, where + "/cgroup.procs", std::to_string(sharer)));
+  }
+  const std::string system = R"(
+[supervisor.main]
+children = ["a"]
+[component.a]
+exec = ["{peer}", "count", "--out", "a.out", "--pace-us", "5000"]
+ready = "notify"
+state = { size = "16MiB" }
+limits = { memory_max = "64MiB", pids_max = 32 }
+)";
+  {
+    SystemUnderTest sut(system);
+    sut.Start(where);
+    EXPECT_EQ(sut.Wait(milliseconds(10000 * TimeScale())), 1);
+    EXPECT_THAT(sut.RunLog(),
+                HasSubstr("component a: a cgroup with memory_max and pids_max (limits) is not "
+                          "available on this host: "));
+    EXPECT_THAT(sut.RunLog(), HasSubstr("to run it without, write optional = true in its limits "
+                                        "table"));
+    if (sharer > 0) {
+      EXPECT_THAT(sut.RunLog(), HasSubstr("other processes share cgroup"));
+    }
+    EXPECT_TRUE(sut.Events("child_started").empty());
+  }
+  {
+    SystemUnderTest sut(system);
+    sut.Replace("pids_max = 32 }", "pids_max = 32, optional = true }");
+    sut.Start(where);
+    ASSERT_TRUE(sut.WaitEvent("child_ready", "a", milliseconds(10000 * TimeScale())))
+        << sut.RunLog();
+    EXPECT_THAT(sut.RunLog(), HasSubstr("it runs without it (optional)"));
+    // Without them: no limits on its cgroup (no memory controller there at
+    // all), and the runtime stayed where it was.
+    const int a = sut.Node("a").value("pid", 0);
+    ASSERT_GT(a, 0);
+    EXPECT_NE(CgroupOf(a), "");
+    EXPECT_EQ(CgroupFileOf(a, "memory.max"), "");
+    if (sharer > 0) {
+      EXPECT_EQ(CgroupOf(sut.pid()), CgroupOf(sharer));
+    }
+    EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+    EXPECT_EQ(sut.Wait(milliseconds(20000 * TimeScale())), 0);
+  }
 }
 
 }  // namespace

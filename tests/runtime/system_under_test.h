@@ -122,7 +122,8 @@ class SystemUnderTest {
       ::waitpid(pid_, nullptr, 0);
       // Its components outlive a killed runtime (until the next one cleans
       // up): end them, so that nothing writes into the directory below.
-      for (const char* root : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+      for (const std::string& root :
+           {std::string("/sys/fs/cgroup/unified"), std::string("/sys/fs/cgroup"), cgroup_}) {
         std::error_code ec;
         fs::path tree = fs::path(root) / fmt::format("slate-{}", pid_);
         for (const auto& leaf : fs::directory_iterator(tree, ec)) {
@@ -144,14 +145,20 @@ class SystemUnderTest {
     return pid_;
   }
 
-  // Starts `slate run` in the background; its output goes to run.log.
-  void Start() {
+  // Starts `slate run` in the background; its output goes to run.log. With
+  // `cgroup` (a cgroup v2 directory), in that cgroup.
+  void Start(const std::string& cgroup = "") {
     std::string log = (dir_ / "run.log").string();
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     std::vector<std::string> argv{kSlate, "run", file_};
+    if (!cgroup.empty()) {
+      cgroup_ = cgroup;
+      argv.insert(argv.begin(),
+                  {"/bin/sh", "-c", R"(echo $$ > "$0/cgroup.procs" && exec "$@")", cgroup});
+    }
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
@@ -292,6 +299,7 @@ class SystemUnderTest {
  private:
   fs::path dir_;
   std::string file_;
+  std::string cgroup_;  // where Start put `slate run`, if not in ours
   pid_t pid_ = -1;
 };
 
