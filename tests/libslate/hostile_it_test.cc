@@ -199,6 +199,14 @@ TEST(Hostile, AForkBombIsBoundedByItsUsersNprocAndItsForksDieWithIt) {
   // RLIMIT_NPROC counts every process of the user: the host's own must
   // leave the bomb room.
   constexpr int kNproc = 24;
+  // How long each bomb holds its processes before it exits: long enough to
+  // be seen after the bystander and the probe are set up, which under
+  // AddressSanitizer, with lint on both cores, took over 1.5 s once.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr milliseconds kHold{4000};
+#else
+  constexpr milliseconds kHold{1500};
+#endif
   const std::string marker = fmt::format("hostile-bomb-{}", ::getpid());
   SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
@@ -207,12 +215,12 @@ period = "10s"
 children = ["bystander", "bomb"]
 {}
 [component.bomb]
-exec = ["{{peer}}", "fork-bomb", "--marker", "{}", "--hold-ms", "1500", "--code", "7"]
+exec = ["{{peer}}", "fork-bomb", "--marker", "{}", "--hold-ms", "{}", "--code", "7"]
 user = "nobody"
 shutdown = "500ms"
 limits = {{ nproc = {} }}
 )",
-                                  kBystander, marker, kNproc));
+                                  kBystander, marker, kHold.count(), kNproc));
   sut.StartReady();
   Bystander bystander(sut);
   StatusProbe probe(sut);
@@ -220,7 +228,8 @@ limits = {{ nproc = {} }}
   std::size_t most = 0;
   std::vector<pid_t> first;  // the first incarnation's processes, last seen
   const auto t0 = Clock::now();
-  while (sut.Events("child_exited", "bomb").empty() && Clock::now() - t0 < milliseconds(5000)) {
+  while (sut.Events("child_exited", "bomb").empty() &&
+         Clock::now() - t0 < kHold + milliseconds(3500)) {
     std::vector<pid_t> now = ProcessesWith(marker);
     if (sut.Events("child_exited", "bomb").empty()) first = now;
     most = std::max(most, now.size());
@@ -236,7 +245,7 @@ limits = {{ nproc = {} }}
   EXPECT_TRUE(SystemUnderTest::WaitUntil([&] { return AliveOf(first) == 0; }, milliseconds(1000)))
       << AliveOf(first) << " of the first bomb's " << first.size() << " processes survived it";
   // Let it go off again, while the probe goes on.
-  while (Clock::now() - t0 < milliseconds(3000)) {
+  while (Clock::now() - t0 < 2 * kHold) {
     most = std::max(most, ProcessesWith(marker).size());
     std::this_thread::sleep_for(milliseconds(10));
   }
