@@ -8,8 +8,10 @@
 //                supervisor must pay at least;
 //   Clean Slate  `slate run` on a one-component system (ready = "spawn"),
 //                with a standby spare, in a PID namespace of its own (pid =
-//                "private": slate-init starts it), and once more with the
-//                probe among --siblings idle others;
+//                "private": slate-init starts it), without a Landlock domain
+//                of its own (ptrace = "host", to show what the default
+//                domain costs), and once more with the probe among
+//                --siblings idle others;
 //   runit, daemontools, s6 where installed (runsv, supervise, s6-supervise).
 // Each runs twice: free to use every CPU, and with the whole benchmark
 // pinned to one CPU (--pin-cpu), which takes the scheduler's cross-CPU
@@ -209,18 +211,20 @@ Contender RunFloor(const Options& o, const std::string& dir) {
 // when promoted). Kills are spaced so that the spare started after each
 // promotion is parked before the next kill. `pid_private`: in a PID
 // namespace of its own, behind slate-init (the stamp's pid is the init's, so
-// the kill ends the namespace).
+// the kill ends the namespace). `ptrace_host`: without the Landlock domain
+// every component has by default.
 Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false,
-                   bool pid_private = false) {
+                   bool pid_private = false, bool ptrace_host = false) {
   Contender c;
   c.name = standby && pid_private ? "Clean Slate: standby, pid private"
            : standby              ? "Clean Slate: standby = 1"
            : pid_private          ? "Clean Slate: pid = \"private\""
+           : ptrace_host          ? "Clean Slate: ptrace = \"host\""
            : siblings == 0        ? "Clean Slate: slate run"
                                   : fmt::format("Clean Slate, {} siblings", siblings);
   c.handled_what = "child_exited journaled";
-  std::string sub = fmt::format("{}/slate-{}{}{}", dir, siblings, standby ? "-standby" : "",
-                                pid_private ? "-pid" : "");
+  std::string sub = fmt::format("{}/slate-{}{}{}{}", dir, siblings, standby ? "-standby" : "",
+                                pid_private ? "-pid" : "", ptrace_host ? "-ptrace" : "");
   std::error_code ec;
   fs::create_directories(sub, ec);
   std::string stamps = sub + "/stamps";
@@ -241,7 +245,9 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
       "[component.probe]\nexec = [\"{}\"]\nready = \"spawn\"\nshutdown = \"brutal_kill\"\n"
       "env = {{ PROBE_FILE = \"{}\" }}\n{}\n{}",
       children, SLATE_BENCH_PROBE, stamps,
-      fmt::format("{}{}", standby ? "standby = 1\n" : "", pid_private ? "pid = \"private\"\n" : ""),
+      fmt::format("{}{}{}", standby ? "standby = 1\n" : "",
+                  pid_private ? "pid = \"private\"\n" : "",
+                  ptrace_host ? "ptrace = \"host\"\n" : ""),
       components);
   ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
@@ -533,6 +539,7 @@ int Main(int argc, char** argv) {
     all.push_back(RunSlate(o, sub, 0, true));
     all.push_back(RunSlate(o, sub, 0, false, true));
     all.push_back(RunSlate(o, sub, 0, true, true));
+    all.push_back(RunSlate(o, sub, 0, false, false, true));
     if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
       all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));

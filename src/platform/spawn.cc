@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/landlock.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -18,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -478,7 +480,59 @@ bool TryReadOnlyRoot() {
          ::syscall(SYS_move_mount, tree, "", AT_FDCWD, "/dev", MOVE_MOUNT_F_EMPTY_PATH) == 0;
 }
 
+// What an own domain handles: only REFER (Linux >= 5.19), which it grants
+// beneath "/". Landlock takes every domain to handle REFER, refusing all
+// renames and links across directories unless a rule grants it; a ruleset
+// must name it for a rule to.
+constexpr unsigned long long kOwnDomainAccess = LANDLOCK_ACCESS_FS_REFER;
+
+// What a child with an own domain does (ChildOwnDomain), but for the rule.
+template <bool kNoNewPrivs>
+bool TryOwnDomain() {
+  if (kNoNewPrivs && ::prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) != 0) return false;
+  landlock_ruleset_attr attr{};
+  attr.handled_access_fs = kOwnDomainAccess;
+  const auto ruleset =
+      static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0U));
+  return ruleset >= 0 && ::syscall(SYS_landlock_restrict_self, ruleset, 0U) == 0;
+}
+
 }  // namespace
+
+std::optional<std::string> OwnDomainUnavailable(bool no_new_privs) {
+  static std::once_flag once[2];
+  static std::optional<std::string> why[2];
+  const std::size_t index = no_new_privs ? 1 : 0;
+  std::call_once(once[index], [&] {
+    const long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0U,
+                               static_cast<unsigned>(LANDLOCK_CREATE_RULESET_VERSION));
+    if (abi < 0) {
+      const int error = errno;
+      why[index] = error == EOPNOTSUPP
+                       ? std::string(
+                             "Landlock is off in this kernel (add landlock to its lsm= boot "
+                             "parameter)")
+                       : std::string("the kernel has no Landlock (") + std::strerror(error) + ")";
+      return;
+    }
+    if (abi < 2) {
+      why[index] =
+          "the kernel's Landlock is its first version (Linux < 5.19), which would refuse "
+          "every rename across directories";
+      return;
+    }
+    const int error = ProbeInChild(no_new_privs ? &TryOwnDomain<true> : &TryOwnDomain<false>);
+    if (error < 0) {
+      why[index] = std::string("cannot probe for Landlock: fork: ") + std::strerror(errno);
+    } else if (error != 0) {
+      why[index] = std::string("no Landlock domain for components (") + std::strerror(error) +
+                   (error == EPERM && !no_new_privs
+                        ? "; without no_new_privs the runtime needs CAP_SYS_ADMIN)"
+                        : ")");
+    }
+  });
+  return why[index];
+}
 
 std::optional<std::string> CapabilityDropUnavailable() {
   __user_cap_header_struct header{};
@@ -682,6 +736,7 @@ Result<Process> Spawn(const SpawnRequest& request) {
   }
   if (request.private_ipc) child.plan.unshare_flags |= CLONE_NEWIPC;
   if (request.seccomp) child.plan.seccomp_program = request.seccomp->program();
+  if (request.own_domain) child.plan.landlock_access = kOwnDomainAccess;
   child.plan.parent = ::getpid();
   if (request.mounts != nullptr) {
     child.plan.join_namespace = request.mounts->fd();

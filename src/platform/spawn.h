@@ -101,6 +101,14 @@ std::optional<std::string> NamespaceUnavailable(Namespace kind);
 // CAP_SETPCAP, so the bounding set cannot be changed); nullopt when it can.
 std::optional<std::string> CapabilityDropUnavailable();
 
+// Why a child cannot have a Landlock domain of its own
+// (SpawnRequest::own_domain) here: the kernel has no Landlock, or has it
+// off (not in its lsm= list), or only its first version (Linux < 5.19,
+// which would refuse the child every rename across directories); or,
+// unless the child sets `no_new_privs`, we lack CAP_SYS_ADMIN. nullopt when
+// it can. Probes once each way, in a throwaway child, and remembers.
+std::optional<std::string> OwnDomainUnavailable(bool no_new_privs);
+
 struct SpawnRequest {
   // argv[0] is the absolute path of the program, executed as is (no PATH
   // search) and passed to it as its argv[0].
@@ -171,6 +179,15 @@ struct SpawnRequest {
   // (has_init) and TryReap reports the program's end. Empty: our PID
   // namespace. Needs CAP_SYS_ADMIN: see NamespaceUnavailable.
   std::string pid_init;
+  // A Landlock domain of its own (landlock_restrict_self, after its mount
+  // view and namespaces, before its identity changes), which its children
+  // inherit. It restricts no file access; what it does is Landlock's ptrace
+  // rule: the child may trace, or open /proc/PID/{root,cwd,fd,mem,environ,
+  // maps,...} of, only processes of its domain (itself and what it forks),
+  // whoever they run as; so it cannot reach into another child's mount view,
+  // or ours. We, outside every domain, still reach it. Landlock also takes
+  // mount(2) from it. See OwnDomainUnavailable.
+  bool own_domain = false;
   // Loaded last, after the signals are reset, right before execve: the
   // program runs under it and cannot shed it. The kernel takes a filter
   // only under no_new_privs or from a child that still holds CAP_SYS_ADMIN

@@ -94,6 +94,28 @@ TEST(SpawnBench, MedianTimeToExecBinTrue) {
   std::printf("  %-40s %8.1f us\n", "baseline: posix_spawn + pidfd_open", posix);
   std::printf("  %-40s %8.1f us (returns before exec)\n", "baseline: fork + exec", fork);
 
+  // A Landlock domain of its own (SpawnRequest::own_domain), interleaved
+  // with plain starts: run by run, the medians of each.
+  if (!OwnDomainUnavailable(false)) {
+    auto start = [](bool own_domain) {
+      internal::SetSpawnMethodForTesting(SpawnMethod::kClone3);
+      SpawnRequest request;
+      request.argv = {"/bin/true"};
+      request.own_domain = own_domain;
+      auto process = Spawn(request);
+      internal::SetSpawnMethodForTesting(SpawnMethod::kAuto);
+      return process.ok() ? process->pid() : -1;
+    };
+    double plain = 0;
+    double own = 0;
+    for (int round = 0; round < 3; ++round) {
+      plain += MedianMicros([&] { return start(false); }) / 3;
+      own += MedianMicros([&] { return start(true); }) / 3;
+    }
+    std::printf("  %-40s %8.1f us (%.2fx plain Spawn, measured next to it: %.1f us)\n",
+                "Spawn with a Landlock domain of its own", own, own / plain, plain);
+  }
+
   // A component's view of state_dir: one hidden directory, three paths kept.
   if (!MountViewsUnavailable()) {
     char templ[] = "/tmp/slate-bench-view-XXXXXX";

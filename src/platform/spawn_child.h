@@ -41,7 +41,8 @@ enum class ChildStep : int {
   kLoopback,
   kSeccomp,
   kMountProc,
-  kPidNumber
+  kPidNumber,
+  kLandlock
 };
 
 // What a step was doing, for the parent's Error message.
@@ -152,6 +153,12 @@ struct ChildPlan {
   // would lose any it has no handler for yet. No parent-death check by pid:
   // getppid() is 0 in the new namespace.
   bool new_pid = false;
+  // A Landlock domain of its own, after the descriptors and chdir, before
+  // the privilege steps (while it still has our CAP_SYS_ADMIN; no_new_privs
+  // is set first when asked for, which makes it possible without): a
+  // ruleset handling `landlock_access` (LANDLOCK_ACCESS_FS_* bits), one rule
+  // granting all of them beneath "/", landlock_restrict_self. 0: none.
+  unsigned long long landlock_access = 0;
   // A struct sock_fprog, loaded with seccomp(SECCOMP_SET_MODE_FILTER) after
   // the signals are reset: the last step before execve. nullptr: none.
   const void* seccomp_program = nullptr;

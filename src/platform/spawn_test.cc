@@ -1,5 +1,6 @@
 #include "platform/spawn.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -721,6 +722,72 @@ TEST_P(NamespaceTest, APidNamespaceInASharedViewKeepsItsProcToItself) {
   EXPECT_EQ(ShellOutput(plain, "test -d /proc/" + std::to_string(::getpid()) + " && echo ours"),
             "ours\n");
 }
+
+class OwnDomainTest : public SpawnTest {};
+
+// What a shell sees of each process through /proc/PID/root: "NAME:ok" or
+// "NAME:no" for each NAME=PID in `targets`, "self" and a child of its own.
+std::string ReachFrom(SpawnRequest probe, const std::string& targets) {
+  return ShellOutput(std::move(probe),
+                     "sleep 100 & child=$!; self=$$; " + targets +
+                         "; for name in self child ${names}; do eval pid=\\$$name; "
+                         "if ls /proc/$pid/root/ >/dev/null 2>&1; then echo $name:ok; "
+                         "else echo $name:no; fi; done | tr '\\n' ' '; kill $child");
+}
+
+TEST_P(OwnDomainTest, AChildInADomainOfItsOwnReachesIntoNoProcessOutsideIt) {
+  if (auto why = OwnDomainUnavailable(false)) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_LANDLOCK"), nullptr) << *why;
+    GTEST_SKIP() << *why;
+  }
+  SpawnRequest sealed = Program({"/bin/sleep", "100"});
+  sealed.own_domain = true;
+  auto other = Spawn(sealed);
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  auto plain = Spawn(Program({"/bin/sleep", "100"}));
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  const std::string targets = "other=" + std::to_string(other->pid()) +
+                              "; plain=" + std::to_string(plain->pid()) +
+                              "; us=" + std::to_string(::getpid()) + "; names='other plain us'";
+  // In a domain of its own: itself and what it forks, nothing else; not
+  // another child in a domain of its own, nor one in none, nor us.
+  SpawnRequest probe;
+  probe.own_domain = true;
+  EXPECT_EQ(ReachFrom(probe, targets), "self:ok child:ok other:no plain:no us:no ");
+  // Without one, the same user's processes are open to it, the other
+  // child's included.
+  EXPECT_EQ(ReachFrom(SpawnRequest(), targets), "self:ok child:ok other:ok plain:ok us:ok ");
+  // We, in no domain, reach into it.
+  std::error_code ec;
+  EXPECT_TRUE(
+      std::filesystem::is_directory("/proc/" + std::to_string(other->pid()) + "/root/proc", ec))
+      << ec.message();
+  ASSERT_TRUE(SignalProcess(*other, SIGKILL).ok());
+  ASSERT_TRUE(SignalProcess(*plain, SIGKILL).ok());
+  EXPECT_TRUE(WaitForExit(*other).has_value());
+  EXPECT_TRUE(WaitForExit(*plain).has_value());
+}
+
+TEST_P(OwnDomainTest, ItStillRenamesAndLinksAcrossDirectoriesButCannotMount) {
+  if (auto why = OwnDomainUnavailable(false)) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_LANDLOCK"), nullptr) << *why;
+    GTEST_SKIP() << *why;
+  }
+  SpawnRequest probe;
+  probe.own_domain = true;
+  EXPECT_EQ(ShellOutput(probe,
+                        "d=$(mktemp -d) && mkdir $d/a $d/b && touch $d/a/f && mv $d/a/f $d/b/f && "
+                        "ln $d/b/f $d/a/g && mv $d/a $d/b/ && ls $d/b/a && rm -r $d; "
+                        "unshare -m mount -t tmpfs none /mnt 2>/dev/null || echo no mount"),
+            "g\nno mount\n");
+  // The same without a domain mounts (in a mount namespace of its own).
+  EXPECT_EQ(ShellOutput(SpawnRequest(), "unshare -m mount -t tmpfs none /mnt && echo mounted"),
+            "mounted\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Launchers, OwnDomainTest,
+                         ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),
+                         testing::LauncherName);
 
 INSTANTIATE_TEST_SUITE_P(Launchers, NamespaceTest,
                          ::testing::Values(SpawnMethod::kClone3, SpawnMethod::kClone),

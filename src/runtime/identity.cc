@@ -112,6 +112,13 @@ std::optional<std::string> PidNamespaceUnavailable() {
   return std::nullopt;
 }
 
+// Whether `c` runs in a Landlock domain of its own (ptrace = "own", the
+// default, where the host can give it).
+bool InOwnDomain(const spec::Component& c) {
+  return c.ptrace.mode == spec::PtraceMode::kOwn &&
+         !platform::OwnDomainUnavailable(c.no_new_privs).has_value();
+}
+
 platform::SeccompPolicy SeccompPolicyOf(const spec::Component& c) {
   platform::SeccompPolicy p;
   p.allow = c.seccomp.allow;
@@ -158,6 +165,11 @@ Result<std::monostate> CheckIsolation(const spec::Component& c,
     const auto mode = spec::ToString(c.pid.mode);
     demands.push_back({fmt::format("pid = \"{}\"", mode), c.pid.optional, PidNamespaceUnavailable(),
                        fmt::format("pid = {{ mode = \"{}\", optional = true }}", mode)});
+  }
+  if (c.ptrace.given && c.ptrace.mode == spec::PtraceMode::kOwn) {
+    demands.push_back({"ptrace = \"own\"", c.ptrace.optional,
+                       platform::OwnDomainUnavailable(c.no_new_privs),
+                       "ptrace = { mode = \"own\", optional = true }"});
   }
   if (c.read_only_root.enabled) {
     demands.push_back({"read_only_root = true", c.read_only_root.optional,
@@ -207,6 +219,20 @@ Result<std::monostate> Daemon::SetUpIdentities() {
   }
   for (const spec::Component& c : system_->components) {
     if (auto r = CheckIsolation(c, cgroup_limits_unavailable_); !r) return r;
+  }
+  // Where the host cannot give the default ptrace = "own", say so once.
+  std::vector<std::string> open_to_peers;
+  std::string why_open;
+  for (const spec::Component& c : system_->components) {
+    if (c.ptrace.given) continue;
+    if (auto why = platform::OwnDomainUnavailable(c.no_new_privs)) {
+      open_to_peers.push_back(c.name);
+      why_open = *why;
+    }
+  }
+  if (!open_to_peers.empty()) {
+    Say("{}: {} may trace, and look into through /proc/PID, any process that {} user may", why_open,
+        fmt::join(open_to_peers, ", "), open_to_peers.size() == 1 ? "its" : "their");
   }
   for (const spec::Component& c : system_->components) {
     if (!c.user) continue;
@@ -261,29 +287,32 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     identities_.emplace(c.name, std::move(id));
   }
   // Processes of one user with the same capabilities may open each other's
-  // mount views through /proc/PID/root, unless the one that would look has
-  // a PID namespace (and /proc) of its own, where the other has no pid.
+  // mount views through /proc/PID/root, unless the one that would look is
+  // in a Landlock domain of its own (ptrace = "own"), or has a PID namespace
+  // (and /proc) of its own, where the other has no pid.
   auto uid_of = [&](const spec::Component& c) {
     auto it = identities_.find(c.name);
     return it == identities_.end() ? ::geteuid() : it->second.uid;
   };
-  auto sees_host_pids = [](const spec::Component& c) {
-    return c.pid.mode == spec::PidMode::kHost || PidNamespaceUnavailable().has_value();
+  auto could_look = [](const spec::Component& c) {
+    return !InOwnDomain(c) &&
+           (c.pid.mode == spec::PidMode::kHost || PidNamespaceUnavailable().has_value());
   };
   for (const spec::Component& store : system_->components) {
     if (!store.state) continue;
     std::vector<std::string> others;
     for (const spec::Component& c : system_->components) {
-      if (&c != &store && uid_of(c) == uid_of(store) && sees_host_pids(c)) {
+      if (&c != &store && uid_of(c) == uid_of(store) && could_look(c)) {
         others.push_back(c.name);
       }
     }
     if (others.empty()) continue;
+    const bool one = others.size() == 1;
     Say("component {} has a store, and {} run{} as the same user ({}) with the host's PID "
-        "namespace: {} could open it through /proc/PID/root; give {} a 'user' of its own, or "
-        "pid = \"private\"",
-        store.name, fmt::join(others, ", "), others.size() == 1 ? "s" : "", uid_of(store),
-        others.size() == 1 ? "it" : "each", others.size() == 1 ? "it" : "each");
+        "namespace and no Landlock domain of {} own: {} could open it through /proc/PID/root; "
+        "give {} a 'user' of its own, or pid = \"private\"",
+        store.name, fmt::join(others, ", "), one ? "s" : "", uid_of(store), one ? "its" : "their",
+        one ? "it" : "each", one ? "it" : "each");
   }
   return std::monostate{};
 }
@@ -292,6 +321,7 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
                                           platform::SpawnRequest* req) {
   if (drop_capabilities_) req->capabilities = c.capabilities;
   req->no_new_privs = c.no_new_privs;
+  req->own_domain = InOwnDomain(c);
   req->die_with_us = true;
   const spec::Component::Limits& l = c.limits;
   if (l.nofile) req->limits.push_back({RLIMIT_NOFILE, *l.nofile});

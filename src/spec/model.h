@@ -89,6 +89,7 @@ enum class SeccompAction { kKill, kErrno };
 enum class NetworkMode { kHost, kNone, kLoopback };
 enum class IpcMode { kHost, kPrivate };
 enum class PidMode { kHost, kPrivate };
+enum class PtraceMode { kOwn, kHost };
 
 // A system-call allow-list: the profile plus `allow` (libseccomp's names).
 struct SeccompSpec {
@@ -112,6 +113,18 @@ struct IpcSpec {
 // its own tree, and so no other component's /proc/PID/root.
 struct PidSpec {
   PidMode mode = PidMode::kHost;
+  bool optional = false;
+};
+
+// Which processes it may trace, or look into through /proc/PID (root, cwd,
+// fd, mem, environ, maps, ...): kOwn, only its own tree's (a Landlock
+// domain of its own, which also takes mount(2) from it); kHost, any the
+// kernel lets it (its user's, or all with CAP_SYS_PTRACE). Not `given`,
+// kOwn where the host can give it and kHost, with a warning, where not;
+// given, kOwn is demanded like the namespaces (or `optional`).
+struct PtraceSpec {
+  PtraceMode mode = PtraceMode::kOwn;
+  bool given = false;
   bool optional = false;
 };
 
@@ -168,6 +181,7 @@ struct Component {
   NetworkSpec network;  // a network namespace of its own, or the host's
   IpcSpec ipc;          // an IPC namespace of its own, or the host's
   PidSpec pid;          // a PID namespace of its own, or the host's
+  PtraceSpec ptrace;    // whose processes it may reach into
   ReadOnlyRootSpec read_only_root;
 };
 
@@ -235,5 +249,6 @@ std::string_view ToString(SeccompAction a);
 std::string_view ToString(NetworkMode m);
 std::string_view ToString(IpcMode m);
 std::string_view ToString(PidMode m);
+std::string_view ToString(PtraceMode m);
 
 }  // namespace slate::spec

@@ -56,6 +56,7 @@ const EnumNames<NetworkMode> kNetworkModes{{"host", NetworkMode::kHost},
                                            {"loopback", NetworkMode::kLoopback}};
 const EnumNames<IpcMode> kIpcModes{{"host", IpcMode::kHost}, {"private", IpcMode::kPrivate}};
 const EnumNames<PidMode> kPidModes{{"host", PidMode::kHost}, {"private", PidMode::kPrivate}};
+const EnumNames<PtraceMode> kPtraceModes{{"own", PtraceMode::kOwn}, {"host", PtraceMode::kHost}};
 constexpr std::uint64_t kMinMemoryMax = std::uint64_t{1} << 20;
 
 template <typename E>
@@ -484,6 +485,11 @@ void Reader::ReadIsolation(TableReader& r, Component& c) {
                                 c.pid.optional)) {
     c.pid.mode = *v;
   }
+  if (auto v = ReadIsolationKey(r, "ptrace", "mode", kPtraceModes, "ptrace mode",
+                                std::optional<PtraceMode>(), c.ptrace.optional)) {
+    c.ptrace.mode = *v;
+    c.ptrace.given = true;
+  }
   // read_only_root = true | false | { enabled = true, optional = true }.
   ReadOnlyRootSpec& ro = c.read_only_root;
   if (const toml::node* n = r.Get("read_only_root")) {
@@ -687,6 +693,10 @@ std::string_view ToString(IpcMode m) {
 
 std::string_view ToString(PidMode m) {
   return NameOf(kPidModes, m);
+}
+
+std::string_view ToString(PtraceMode m) {
+  return NameOf(kPtraceModes, m);
 }
 
 }  // namespace slate::spec

@@ -220,6 +220,9 @@ TEST(Isolation, IsOffByDefaultAndReadInBothSpellings) {
   EXPECT_EQ(a.network.mode, NetworkMode::kHost);
   EXPECT_EQ(a.ipc.mode, IpcMode::kHost);
   EXPECT_EQ(a.pid.mode, PidMode::kHost);
+  // ptrace: its own tree's only by default, where the host can give that.
+  EXPECT_EQ(a.ptrace.mode, PtraceMode::kOwn);
+  EXPECT_FALSE(a.ptrace.given);
 
   ParseResult r = Parse(R"(
 [system]
@@ -232,12 +235,14 @@ seccomp = "default"
 network = "loopback"
 ipc = "private"
 pid = "private"
+ptrace = "host"
 [component.b]
 exec = ["/bin/true"]
 seccomp = { allow = ["ptrace", "mount"], action = "errno", optional = true }
 network = { mode = "none", optional = true }
 ipc = { mode = "private", optional = true }
 pid = { mode = "private", optional = true }
+ptrace = { mode = "own", optional = true }
 )");
   ASSERT_TRUE(r.ok()) << r.Report();
   const Component& x = *r.system->FindComponent("a");
@@ -250,6 +255,8 @@ pid = { mode = "private", optional = true }
   EXPECT_EQ(x.ipc.mode, IpcMode::kPrivate);
   EXPECT_EQ(x.pid.mode, PidMode::kPrivate);
   EXPECT_FALSE(x.pid.optional);
+  EXPECT_EQ(x.ptrace.mode, PtraceMode::kHost);
+  EXPECT_TRUE(x.ptrace.given);
   const Component& y = *r.system->FindComponent("b");
   EXPECT_EQ(y.seccomp.profile, SeccompProfile::kDefault);  // a table's default profile
   EXPECT_EQ(y.seccomp.allow, (std::vector<std::string>{"ptrace", "mount"}));
@@ -260,14 +267,17 @@ pid = { mode = "private", optional = true }
   EXPECT_TRUE(y.ipc.optional);
   EXPECT_EQ(y.pid.mode, PidMode::kPrivate);
   EXPECT_TRUE(y.pid.optional);
+  EXPECT_EQ(y.ptrace.mode, PtraceMode::kOwn);
+  EXPECT_TRUE(y.ptrace.given);
+  EXPECT_TRUE(y.ptrace.optional);
   const std::string tree = RenderTree(*r.system);
   EXPECT_NE(tree.find("a: component permanent, shutdown 5s, seccomp default, network loopback, "
-                      "ipc private, pid private\n"),
+                      "ipc private, pid private, ptrace host\n"),
             std::string::npos)
       << tree;
   EXPECT_NE(tree.find("b: component permanent, shutdown 5s, seccomp default +ptrace +mount "
                       "(errno, optional), network none (optional), ipc private (optional), pid "
-                      "private (optional)\n"),
+                      "private (optional), ptrace own (optional)\n"),
             std::string::npos)
       << tree;
 }

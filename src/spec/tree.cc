@@ -56,6 +56,10 @@ std::string IsolationText(const Component& c) {
   if (c.pid.mode != PidMode::kHost) {
     out += fmt::format(", pid {}{}", ToString(c.pid.mode), modifiers(false, c.pid.optional));
   }
+  if (c.ptrace.given) {
+    out +=
+        fmt::format(", ptrace {}{}", ToString(c.ptrace.mode), modifiers(false, c.ptrace.optional));
+  }
   if (c.read_only_root.enabled) {
     out += ", read-only root";
     for (const std::string& w : c.read_only_root.writable) out += " +" + w;

@@ -145,7 +145,7 @@ Job CorruptJob(std::uint64_t map_size, std::shared_ptr<CheckpointSet> set, std::
     // cancels out (two may hit the same byte): the value always changes but
     // keeps its length, as a stray write would leave it.
     if (value.empty()) {
-      value = "\xff";
+      value.assign(1, '\xff');  // not = "\xff": a false -Wrestrict of GCC 12 at -O3
     } else {
       for (char pattern : {'\x5a', '\x01', '\x80', '\x24'}) {
         std::size_t at = std::uniform_int_distribution<std::size_t>(0, value.size() - 1)(rng);

@@ -338,7 +338,10 @@ TEST(Hostile, AFloodOfNotifyDatagramsNeitherSlowsTheRuntimeNorVouchesForAnother)
   // The victim is ready once, heartbeats for 800 ms and stops (a hang); its
   // next incarnations heartbeat but are never ready (start_timeout). The
   // flood sends READY=1 and WATCHDOG=1 to the victim's own notify socket all
-  // the while, reached through /proc/PID/root of the victim's processes.
+  // the while, reached through /proc/PID/root of the victim's processes:
+  // ptrace = "host" opens that way (by default, a Landlock domain of its own
+  // closes it where the host has Landlock), so that the forged datagrams
+  // test what the runtime does with them.
   SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
 intensity = 20
@@ -353,6 +356,7 @@ ready_timeout = "1s"
 [component.flood]
 exec = ["{{peer}}", "notify-flood", "--victim", "victim"]
 ready = "notify"
+ptrace = "host"
 )",
                                   kBystander));
   sut.StartReady();

@@ -1,5 +1,6 @@
 // The state store through libslate and the real runtime (issue 5, item 1).
 #include <algorithm>
+#include <map>
 #include <random>
 #include <set>
 
@@ -399,7 +400,7 @@ ready = "notify"
 exec = ["{peer}", "reach", "r:state/snoop", "w:state/snoop", "r:state/a/data.mdb", "w:state/a",
         "r:state/a/lock.mdb", "r:channels/stream/producer.region", "r:channels/stream/dead-letters",
         "s:control.sock", "d:run/a.notify", "r:events.jsonl", "r:logs/a.log",
-        "w:state/snoop/checkpoints", "r:images", "u:", "u:state/snoop"]
+        "w:state/snoop/checkpoints", "r:images", "u:", "u:state/snoop", "x:state/a/data.mdb"]
 ready = "notify"
 state = { size = "16MiB", checkpoint_every = "1h" }
 [channel.stream]
@@ -433,6 +434,16 @@ to = "b"
   // it cannot take its view apart.
   EXPECT_THAT(log, ::testing::HasSubstr("reach u:: Operation not permitted"));
   EXPECT_THAT(log, ::testing::HasSubstr("reach u:state/snoop: Operation not permitted"));
+  // Nor can it look into the others' views through /proc/PID/root, though
+  // it runs as their user, in the host's PID namespace: it has a Landlock
+  // domain of its own (where the host has no Landlock, the runtime warns).
+  if (auto why = platform::OwnDomainUnavailable(true)) {
+    EXPECT_EQ(std::getenv("SLATE_REQUIRE_LANDLOCK"), nullptr) << *why;
+    std::printf("no Landlock here (%s): /proc/PID/root not checked\n", why->c_str());
+  } else {
+    EXPECT_THAT(log, ::testing::HasSubstr("reach x:state/a/data.mdb: Permission denied"));
+    EXPECT_THAT(sut.RunLog(), ::testing::Not(::testing::HasSubstr("could open it through")));
+  }
   // The others work as before: the stream went through, the counter counts.
   EXPECT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
@@ -509,17 +520,24 @@ group = "60002"
   EXPECT_EQ(sut.Wait(), 0);
 }
 
-TEST(State, APrivatePidNamespaceClosesTheWayThroughProcBetweenComponentsOfOneUser) {
+TEST(State, ComponentsOfOneUserReachNoOtherStoreThroughProcUnlessPtraceHost) {
   if (auto why = platform::MountViewsUnavailable()) GTEST_SKIP() << *why;
   if (auto why = platform::CapabilityDropUnavailable()) GTEST_SKIP() << *why;
   if (auto why = platform::NamespaceUnavailable(platform::Namespace::kPid)) GTEST_SKIP() << *why;
-  // Three components of one user: the counter and `snoop` each have a PID
-  // namespace of their own; `host_snoop` has the host's, and so reaches the
-  // counter's store through /proc/PID/root (which shows that the probe
-  // works, and why the runtime warns about it).
+  if (auto why = platform::OwnDomainUnavailable(true)) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_LANDLOCK"), nullptr) << *why;
+    GTEST_SKIP() << *why;
+  }
+  // Four components of one user. The counter and `snoop` each have a PID
+  // namespace of their own, where the other has no pid. `host_snoop` has
+  // the host's, but (by default) a Landlock domain of its own, which may
+  // look into no process outside it. `open_snoop` has the host's PID
+  // namespace and ptrace = "host", and so reaches the counter's store
+  // through /proc/PID/root: which shows that the probe works, and why the
+  // runtime warns about it.
   SystemUnderTest sut(R"(
 [supervisor.main]
-children = ["a", "snoop", "host_snoop"]
+children = ["a", "snoop", "host_snoop", "open_snoop"]
 [component.a]
 exec = ["{peer}", "count", "--out", "out/a.out", "--pace-us", "20000"]
 ready = "notify"
@@ -538,28 +556,40 @@ exec = ["{peer}", "reach", "x:state/a/data.mdb"]
 ready = "notify"
 user = "60001"
 group = "60001"
+[component.open_snoop]
+exec = ["{peer}", "reach", "x:state/a/data.mdb"]
+ready = "notify"
+user = "60001"
+group = "60001"
+ptrace = "host"
 )");
   MakeOutForAnyone(sut);
   sut.StartReady();
-  std::string snoop;
-  std::string host_snoop;
+  std::map<std::string, std::string> logs;
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
-        snoop = sut.ComponentLog("snoop");
-        host_snoop = sut.ComponentLog("host_snoop");
-        return snoop.find("reach done") != std::string::npos &&
-               host_snoop.find("reach done") != std::string::npos;
+        bool all = true;
+        for (const char* name : {"snoop", "host_snoop", "open_snoop"}) {
+          logs[name] = sut.ComponentLog(name);
+          all = all && logs[name].find("reach done") != std::string::npos;
+        }
+        return all;
       },
       milliseconds(5000)))
-      << snoop << host_snoop;
-  EXPECT_THAT(snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: No such file or directory"));
-  EXPECT_THAT(host_snoop, ::testing::HasSubstr("reach x:state/a/data.mdb: ok"));
+      << logs["snoop"] << logs["host_snoop"] << logs["open_snoop"];
+  EXPECT_THAT(logs["snoop"],
+              ::testing::HasSubstr("reach x:state/a/data.mdb: No such file or directory"));
+  EXPECT_THAT(logs["host_snoop"],
+              ::testing::HasSubstr("reach x:state/a/data.mdb: Permission denied"));
+  EXPECT_THAT(logs["open_snoop"], ::testing::HasSubstr("reach x:state/a/data.mdb: ok"));
   // The counter counts, in its namespace.
   EXPECT_TRUE(CountedTwice(sut));
   // The warning at start names the one that can look, and only it.
   EXPECT_THAT(sut.RunLog(),
-              ::testing::HasSubstr("component a has a store, and host_snoop runs as the same user "
-                                   "(60001) with the host's PID namespace"));
+              ::testing::HasSubstr("component a has a store, and open_snoop runs as the same user "
+                                   "(60001) with the host's PID namespace and no Landlock domain "
+                                   "of its own"));
+  EXPECT_THAT(sut.RunLog(), ::testing::Not(::testing::HasSubstr("and host_snoop")));
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
