@@ -1,14 +1,19 @@
 #include "platform/cgroup.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include "platform/device_filter.h"
+#include "platform/file_io.h"
 #include "platform/pipe.h"
 #include "platform/spawn.h"
 #include "platform/spawn_child.h"
@@ -97,6 +102,60 @@ TEST_P(CgroupTest, ChildStartsInsideItsCgroupAndIsKilledWithIt) {
   EXPECT_TRUE(WaitUntil([&] { return !handle.IsPopulated().value(); }));
   EXPECT_TRUE(cgroup.value().Remove().ok());
   EXPECT_FALSE(Exists(handle.path()));
+}
+
+// A block device that we (root) can open to read: "" if none.
+std::string SomeBlockDevice() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev", ec)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) continue;
+    const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    ::close(fd);
+    return e.path().string();
+  }
+  return "";
+}
+
+// What a shell in `cgroup` gets opening `device` and /dev/zero.
+std::string OpenIn(const CgroupHandle& cgroup, const std::string& device) {
+  auto out = MakeOutputPipe();
+  EXPECT_TRUE(out.ok());
+  if (!out.ok()) return "";
+  SpawnRequest request =
+      ShellRequest("(exec 3<" + device +
+                       ") 2>/dev/null && echo block:ok || echo block:refused; "
+                       "(exec 3</dev/zero) 2>/dev/null && echo char:ok || echo char:refused",
+                   {{out->write.get(), 1}});
+  request.cgroup = &cgroup;
+  auto process = Spawn(request);
+  EXPECT_TRUE(process.ok()) << process.error().message;
+  if (!process.ok()) return "";
+  out->write.Reset();
+  std::string text = testing::ReadAll(out->read.get());
+  EXPECT_EQ(WaitForExit(*process), ExitStatus::Exited(0));
+  return text;
+}
+
+TEST_P(CgroupTest, TheBlockDeviceFilterRefusesBlockDevicesOnly) {
+  const std::string device = SomeBlockDevice();
+  if (device.empty()) GTEST_SKIP() << "no block device here that we can open";
+  auto filter = BlockDeviceFilter::Load();
+  if (!filter) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_DEVICE_FILTER"), nullptr) << filter.error().message;
+    GTEST_SKIP() << filter.error().message;
+  }
+  auto plain = tree_->CreateChild("plain");
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  auto filtered = tree_->CreateChild("filtered");
+  ASSERT_TRUE(filtered.ok()) << filtered.error().message;
+  ASSERT_TRUE(filter->AttachTo(filtered->handle()).ok());
+  // Root, with every capability, and still refused.
+  EXPECT_EQ(OpenIn(filtered->handle(), device), "block:refused\nchar:ok\n") << device;
+  EXPECT_EQ(OpenIn(plain->handle(), device), "block:ok\nchar:ok\n") << device;
+  EXPECT_TRUE(filtered->Remove().ok());
+  EXPECT_TRUE(plain->Remove().ok());
 }
 
 // The escapee leaves the process group and the session; only the cgroup

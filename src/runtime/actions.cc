@@ -111,6 +111,10 @@ void Daemon::SpawnNow(const core::Spawn& s) {
     if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
     return fail(memory_limited.error().message);
   }
+  if (auto filtered = ApplyDeviceFilter(c, cgroup ? &*cgroup : nullptr); !filtered) {
+    if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
+    return fail(filtered.error().message);
+  }
 
   auto process = platform::Spawn(req);
   channel_fds.clear();

@@ -14,6 +14,7 @@
 #include "core/supervision.h"
 #include "image/image_store.h"
 #include "platform/cgroup.h"
+#include "platform/device_filter.h"
 #include "platform/event_loop.h"
 #include "platform/notify_socket.h"
 #include "platform/pipe.h"
@@ -107,6 +108,12 @@ class Daemon {
   // (then a failure here is said, and the start goes on). Whether the
   // memory limit is in force.
   Result<bool> ApplyCgroupLimits(const spec::Component& c, const platform::Cgroup* cgroup);
+  // Attaches the block-device filter to `cgroup` (a new one, before the
+  // spawn) unless c has block_devices = "host". Where it cannot, an Error
+  // if c demands it (block_devices = "none" written, not optional); else
+  // said, and the start goes on.
+  Result<std::monostate> ApplyDeviceFilter(const spec::Component& c,
+                                           const platform::Cgroup* cgroup);
   std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);
   // What of state_dir component `name` (and its hooks) may see: its own
   // store, its notify socket, the images (read-only).
@@ -240,6 +247,10 @@ class Daemon {
   // Why components' cgroup limits (memory_max, pids_max) cannot be had here;
   // nullopt when they can, or no component asks for them.
   std::optional<std::string> cgroup_limits_unavailable_;
+  // What keeps block devices from components (block_devices = "none"), or
+  // why it cannot be had here; both empty when no component wants it.
+  std::optional<platform::BlockDeviceFilter> device_filter_;
+  std::optional<std::string> device_filter_unavailable_;
   bool views_ = false;              // components get a MountView of state_dir
   bool drop_capabilities_ = false;  // we can drop the bounding set (CAP_SETPCAP)
   std::map<std::string, platform::Identity> identities_;               // by component (spec) name

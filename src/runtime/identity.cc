@@ -132,7 +132,8 @@ platform::SeccompPolicy SeccompPolicyOf(const spec::Component& c) {
 // system file marks it optional; then the component runs without it and we
 // say so. A filter is built now, so that a start fails here, not a restart.
 Result<std::monostate> CheckIsolation(const spec::Component& c,
-                                      const std::optional<std::string>& cgroup_limits_unavailable) {
+                                      const std::optional<std::string>& cgroup_limits_unavailable,
+                                      const std::optional<std::string>& device_filter_unavailable) {
   struct Demand {
     std::string key;  // as the system file writes it
     bool optional;
@@ -170,6 +171,11 @@ Result<std::monostate> CheckIsolation(const spec::Component& c,
     demands.push_back({"ptrace = \"own\"", c.ptrace.optional,
                        platform::OwnDomainUnavailable(c.no_new_privs),
                        "ptrace = { mode = \"own\", optional = true }"});
+  }
+  if (c.block_devices.given && c.block_devices.mode == spec::BlockDevicesMode::kNone) {
+    demands.push_back({"block_devices = \"none\"", c.block_devices.optional,
+                       device_filter_unavailable,
+                       "block_devices = { mode = \"none\", optional = true }"});
   }
   if (c.read_only_root.enabled) {
     demands.push_back({"read_only_root = true", c.read_only_root.optional,
@@ -218,7 +224,9 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     drop_capabilities_ = true;
   }
   for (const spec::Component& c : system_->components) {
-    if (auto r = CheckIsolation(c, cgroup_limits_unavailable_); !r) return r;
+    if (auto r = CheckIsolation(c, cgroup_limits_unavailable_, device_filter_unavailable_); !r) {
+      return r;
+    }
   }
   // Where the host cannot give the default ptrace = "own", say so once.
   std::vector<std::string> open_to_peers;

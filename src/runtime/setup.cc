@@ -113,17 +113,30 @@ platform::MountView Daemon::ViewFor(const std::string& name, const spec::Compone
 }
 
 void Daemon::SetUpCgroups() {
+  const bool wants_filter = std::any_of(
+      system_->components.begin(), system_->components.end(), [](const spec::Component& c) {
+        return c.block_devices.mode == spec::BlockDevicesMode::kNone;
+      });
   auto tree = platform::CgroupTree::Create(fmt::format("slate-{}", ::getpid()));
   if (!tree) {
     Say("cgroup v2 not available ({}); process trees are torn down by process group, and a "
         "process that leaves its group (setsid) can escape",
         tree.error().message);
     cgroup_limits_unavailable_ = "cgroup v2 is not available: " + tree.error().message;
+    if (wants_filter) device_filter_unavailable_ = cgroup_limits_unavailable_;
     return;
   }
   Say("{}", tree->Describe());
   RemoveStaleCgroups(tree->location().own_dir);
   cgroups_.emplace(std::move(tree).value());
+  if (wants_filter) {
+    auto filter = platform::BlockDeviceFilter::Load();
+    if (filter) {
+      device_filter_.emplace(std::move(filter).value());
+    } else {
+      device_filter_unavailable_ = filter.error().message;
+    }
+  }
   std::vector<std::string> controllers;
   auto wanted = [&](auto limit) {
     return std::any_of(system_->components.begin(), system_->components.end(),
@@ -169,6 +182,22 @@ Result<bool> Daemon::ApplyCgroupLimits(const spec::Component& c, const platform:
     }
   }
   return l.memory_max.has_value();
+}
+
+Result<std::monostate> Daemon::ApplyDeviceFilter(const spec::Component& c,
+                                                 const platform::Cgroup* cgroup) {
+  // Without a filter: refused at start if demanded, else said there.
+  if (c.block_devices.mode != spec::BlockDevicesMode::kNone || !device_filter_) {
+    return std::monostate{};
+  }
+  auto without = [&](const std::string& why) -> Result<std::monostate> {
+    if (c.block_devices.given && !c.block_devices.optional) return MakeError(why);
+    Say("{}: {}; it may open block devices (as its user may) until its next start", c.name, why);
+    return std::monostate{};
+  };
+  if (cgroup == nullptr) return without("it has no cgroup of its own for the block-device filter");
+  if (auto r = device_filter_->AttachTo(cgroup->handle()); !r) return without(r.error().message);
+  return std::monostate{};
 }
 
 void Daemon::RemoveStaleCgroups(const std::string& parent) {

@@ -137,6 +137,10 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
     if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
     return memory_limited.error();
   }
+  if (auto filtered = ApplyDeviceFilter(c, spare->cgroup ? &*spare->cgroup : nullptr); !filtered) {
+    if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
+    return filtered.error();
+  }
   spare->memory_limited = *memory_limited;
   auto process = platform::Spawn(req);
   out->write.Reset();

@@ -90,6 +90,7 @@ enum class NetworkMode { kHost, kNone, kLoopback };
 enum class IpcMode { kHost, kPrivate };
 enum class PidMode { kHost, kPrivate };
 enum class PtraceMode { kOwn, kHost };
+enum class BlockDevicesMode { kNone, kHost };
 
 // A system-call allow-list: the profile plus `allow` (libseccomp's names).
 struct SeccompSpec {
@@ -124,6 +125,16 @@ struct PidSpec {
 // given, kOwn is demanded like the namespaces (or `optional`).
 struct PtraceSpec {
   PtraceMode mode = PtraceMode::kOwn;
+  bool given = false;
+  bool optional = false;
+};
+
+// Whether it may open block devices (disks: reading one raw reads every
+// file on it): kNone, none (a cgroup device filter, checked by the kernel
+// whatever its user and capabilities); kHost, as its user may. Defaults and
+// `given` as PtraceSpec's.
+struct BlockDevicesSpec {
+  BlockDevicesMode mode = BlockDevicesMode::kNone;
   bool given = false;
   bool optional = false;
 };
@@ -182,6 +193,7 @@ struct Component {
   IpcSpec ipc;          // an IPC namespace of its own, or the host's
   PidSpec pid;          // a PID namespace of its own, or the host's
   PtraceSpec ptrace;    // whose processes it may reach into
+  BlockDevicesSpec block_devices;
   ReadOnlyRootSpec read_only_root;
 };
 
@@ -250,5 +262,6 @@ std::string_view ToString(NetworkMode m);
 std::string_view ToString(IpcMode m);
 std::string_view ToString(PidMode m);
 std::string_view ToString(PtraceMode m);
+std::string_view ToString(BlockDevicesMode m);
 
 }  // namespace slate::spec

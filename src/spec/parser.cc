@@ -57,6 +57,8 @@ const EnumNames<NetworkMode> kNetworkModes{{"host", NetworkMode::kHost},
 const EnumNames<IpcMode> kIpcModes{{"host", IpcMode::kHost}, {"private", IpcMode::kPrivate}};
 const EnumNames<PidMode> kPidModes{{"host", PidMode::kHost}, {"private", PidMode::kPrivate}};
 const EnumNames<PtraceMode> kPtraceModes{{"own", PtraceMode::kOwn}, {"host", PtraceMode::kHost}};
+const EnumNames<BlockDevicesMode> kBlockDevicesModes{{"none", BlockDevicesMode::kNone},
+                                                     {"host", BlockDevicesMode::kHost}};
 constexpr std::uint64_t kMinMemoryMax = std::uint64_t{1} << 20;
 
 template <typename E>
@@ -490,6 +492,12 @@ void Reader::ReadIsolation(TableReader& r, Component& c) {
     c.ptrace.mode = *v;
     c.ptrace.given = true;
   }
+  if (auto v =
+          ReadIsolationKey(r, "block_devices", "mode", kBlockDevicesModes, "block_devices mode",
+                           std::optional<BlockDevicesMode>(), c.block_devices.optional)) {
+    c.block_devices.mode = *v;
+    c.block_devices.given = true;
+  }
   // read_only_root = true | false | { enabled = true, optional = true }.
   ReadOnlyRootSpec& ro = c.read_only_root;
   if (const toml::node* n = r.Get("read_only_root")) {
@@ -697,6 +705,10 @@ std::string_view ToString(PidMode m) {
 
 std::string_view ToString(PtraceMode m) {
   return NameOf(kPtraceModes, m);
+}
+
+std::string_view ToString(BlockDevicesMode m) {
+  return NameOf(kBlockDevicesModes, m);
 }
 
 }  // namespace slate::spec

@@ -223,6 +223,8 @@ TEST(Isolation, IsOffByDefaultAndReadInBothSpellings) {
   // ptrace: its own tree's only by default, where the host can give that.
   EXPECT_EQ(a.ptrace.mode, PtraceMode::kOwn);
   EXPECT_FALSE(a.ptrace.given);
+  EXPECT_EQ(a.block_devices.mode, BlockDevicesMode::kNone);
+  EXPECT_FALSE(a.block_devices.given);
 
   ParseResult r = Parse(R"(
 [system]
@@ -236,6 +238,7 @@ network = "loopback"
 ipc = "private"
 pid = "private"
 ptrace = "host"
+block_devices = "host"
 [component.b]
 exec = ["/bin/true"]
 seccomp = { allow = ["ptrace", "mount"], action = "errno", optional = true }
@@ -243,6 +246,7 @@ network = { mode = "none", optional = true }
 ipc = { mode = "private", optional = true }
 pid = { mode = "private", optional = true }
 ptrace = { mode = "own", optional = true }
+block_devices = { mode = "none", optional = true }
 )");
   ASSERT_TRUE(r.ok()) << r.Report();
   const Component& x = *r.system->FindComponent("a");
@@ -257,6 +261,7 @@ ptrace = { mode = "own", optional = true }
   EXPECT_FALSE(x.pid.optional);
   EXPECT_EQ(x.ptrace.mode, PtraceMode::kHost);
   EXPECT_TRUE(x.ptrace.given);
+  EXPECT_EQ(x.block_devices.mode, BlockDevicesMode::kHost);
   const Component& y = *r.system->FindComponent("b");
   EXPECT_EQ(y.seccomp.profile, SeccompProfile::kDefault);  // a table's default profile
   EXPECT_EQ(y.seccomp.allow, (std::vector<std::string>{"ptrace", "mount"}));
@@ -270,14 +275,16 @@ ptrace = { mode = "own", optional = true }
   EXPECT_EQ(y.ptrace.mode, PtraceMode::kOwn);
   EXPECT_TRUE(y.ptrace.given);
   EXPECT_TRUE(y.ptrace.optional);
+  EXPECT_EQ(y.block_devices.mode, BlockDevicesMode::kNone);
+  EXPECT_TRUE(y.block_devices.optional);
   const std::string tree = RenderTree(*r.system);
   EXPECT_NE(tree.find("a: component permanent, shutdown 5s, seccomp default, network loopback, "
-                      "ipc private, pid private, ptrace host\n"),
+                      "ipc private, pid private, ptrace host, block devices host\n"),
             std::string::npos)
       << tree;
   EXPECT_NE(tree.find("b: component permanent, shutdown 5s, seccomp default +ptrace +mount "
                       "(errno, optional), network none (optional), ipc private (optional), pid "
-                      "private (optional), ptrace own (optional)\n"),
+                      "private (optional), ptrace own (optional), block devices none (optional)\n"),
             std::string::npos)
       << tree;
 }

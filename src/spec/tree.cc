@@ -60,6 +60,10 @@ std::string IsolationText(const Component& c) {
     out +=
         fmt::format(", ptrace {}{}", ToString(c.ptrace.mode), modifiers(false, c.ptrace.optional));
   }
+  if (c.block_devices.given) {
+    out += fmt::format(", block devices {}{}", ToString(c.block_devices.mode),
+                       modifiers(false, c.block_devices.optional));
+  }
   if (c.read_only_root.enabled) {
     out += ", read-only root";
     for (const std::string& w : c.read_only_root.writable) out += " +" + w;

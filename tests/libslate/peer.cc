@@ -45,7 +45,8 @@
 //       tries each path below $SLATE_STATE_DIR as KIND says (r: open to
 //       read; w: create a file in that directory; s: connect a stream
 //       socket; d: send a datagram; u: unmount it; x: open it through
-//       /proc/PID/root of any other process) and prints "reach KIND:PATH: ok"
+//       /proc/PID/root of any other process; b: open the absolute PATH, a
+//       block device, to read) and prints "reach KIND:PATH: ok"
 //       or the error; then idles.
 //   isolation --port P --shm-key K
 //       prints its network interfaces ("interfaces: lo:down"), whether it
@@ -606,7 +607,9 @@ int Reach(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.size() < 2 || arg[1] != ':') Die("reach: KIND:PATH, not " + arg);
-    int error = TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
+    // b: an absolute path (a block device), opened to read.
+    int error = arg[0] == 'b' ? TryReach('r', arg.substr(2))
+                              : TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
     std::printf("reach %s: %s\n", arg.c_str(), error == 0 ? "ok" : std::strerror(error));
   }
   std::printf("reach done\n");

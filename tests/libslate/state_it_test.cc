@@ -14,6 +14,7 @@
 #include <lmdb.h>
 
 #include "../runtime/system_under_test.h"
+#include "platform/device_filter.h"
 #include "platform/spawn.h"
 #include "store/state_store.h"
 
@@ -590,6 +591,66 @@ ptrace = "host"
                                    "(60001) with the host's PID namespace and no Landlock domain "
                                    "of its own"));
   EXPECT_THAT(sut.RunLog(), ::testing::Not(::testing::HasSubstr("and host_snoop")));
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(), 0);
+}
+
+// A block device that the test (root) can open to read: "" if none.
+std::string SomeBlockDevice() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/dev", ec)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) continue;
+    const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    ::close(fd);
+    return e.path().string();
+  }
+  return "";
+}
+
+// A root component without capabilities may still open a root-owned disk
+// (its mode is 0660 or 0600, root's) and read every store on it raw; the
+// block-device filter, on by default, refuses it.
+TEST(State, AComponentCannotReadADiskRawUnlessBlockDevicesHost) {
+  const std::string disk = SomeBlockDevice();
+  if (disk.empty()) GTEST_SKIP() << "no block device here that the test can open";
+  if (auto filter = platform::BlockDeviceFilter::Load(); !filter) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_DEVICE_FILTER"), nullptr) << filter.error().message;
+    GTEST_SKIP() << filter.error().message;
+  }
+  SystemUnderTest sut(fmt::format(R"(
+[supervisor.main]
+children = ["a", "filtered", "raw"]
+[component.a]
+exec = ["{{peer}}", "count", "--out", "a.out", "--pace-us", "20000"]
+ready = "notify"
+state = {{ size = "16MiB" }}
+[component.filtered]
+exec = ["{{peer}}", "reach", "b:{0}", "b:/dev/null"]
+ready = "notify"
+[component.raw]
+exec = ["{{peer}}", "reach", "b:{0}"]
+ready = "notify"
+block_devices = "host"
+)",
+                                  disk));
+  sut.StartReady();
+  std::string filtered;
+  std::string raw;
+  ASSERT_TRUE(SystemUnderTest::WaitUntil(
+      [&] {
+        filtered = sut.ComponentLog("filtered");
+        raw = sut.ComponentLog("raw");
+        return filtered.find("reach done") != std::string::npos &&
+               raw.find("reach done") != std::string::npos;
+      },
+      milliseconds(5000)))
+      << filtered << raw;
+  EXPECT_THAT(filtered, ::testing::HasSubstr("reach b:" + disk + ": Operation not permitted"));
+  EXPECT_THAT(filtered, ::testing::HasSubstr("reach b:/dev/null: ok"));
+  EXPECT_THAT(raw, ::testing::HasSubstr("reach b:" + disk + ": ok"));
+  EXPECT_THAT(sut.RunLog(), ::testing::Not(::testing::HasSubstr("no block-device filter")));
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
