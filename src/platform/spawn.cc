@@ -523,6 +523,8 @@ std::optional<std::string> OwnDomainUnavailable(bool no_new_privs) {
     }
     const int error = ProbeInChild(no_new_privs ? &TryOwnDomain<true> : &TryOwnDomain<false>);
     if (error < 0) {
+      // No child to probe in (short of processes): taken as unavailable
+      // for this run, and said so.
       why[index] = std::string("cannot probe for Landlock: fork: ") + std::strerror(errno);
     } else if (error != 0) {
       why[index] = std::string("no Landlock domain for components (") + std::strerror(error) +

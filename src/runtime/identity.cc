@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -112,9 +113,17 @@ std::optional<std::string> PidNamespaceUnavailable() {
   return std::nullopt;
 }
 
+// A component granted CAP_SYS_ADMIN is given it to mount (which a Landlock
+// domain forbids), and could take its view apart anyway: unless it writes
+// ptrace = "own", it has no domain.
+bool GrantedSysAdmin(const spec::Component& c) {
+  return ((c.capabilities >> CAP_SYS_ADMIN) & 1U) != 0;
+}
+
 // Whether `c` runs in a Landlock domain of its own (ptrace = "own", the
 // default, where the host can give it).
 bool InOwnDomain(const spec::Component& c) {
+  if (!c.ptrace.given && GrantedSysAdmin(c)) return false;
   return c.ptrace.mode == spec::PtraceMode::kOwn &&
          !platform::OwnDomainUnavailable(c.no_new_privs).has_value();
 }
@@ -232,15 +241,16 @@ Result<std::monostate> Daemon::SetUpIdentities() {
   std::vector<std::string> open_to_peers;
   std::string why_open;
   for (const spec::Component& c : system_->components) {
-    if (c.ptrace.given) continue;
+    if (c.ptrace.given || GrantedSysAdmin(c)) continue;
     if (auto why = platform::OwnDomainUnavailable(c.no_new_privs)) {
       open_to_peers.push_back(c.name);
       why_open = *why;
     }
   }
   if (!open_to_peers.empty()) {
-    Say("{}: {} may trace, and look into through /proc/PID, any process that {} user may", why_open,
-        fmt::join(open_to_peers, ", "), open_to_peers.size() == 1 ? "its" : "their");
+    Say("{}: {} may trace, and look into through /proc/PID, any process that {} user may "
+        "(write ptrace = \"host\" to run without a Landlock domain and without this warning)",
+        why_open, fmt::join(open_to_peers, ", "), open_to_peers.size() == 1 ? "its" : "their");
   }
   for (const spec::Component& c : system_->components) {
     if (!c.user) continue;
@@ -318,7 +328,8 @@ Result<std::monostate> Daemon::SetUpIdentities() {
     const bool one = others.size() == 1;
     Say("component {} has a store, and {} run{} as the same user ({}) with the host's PID "
         "namespace and no Landlock domain of {} own: {} could open it through /proc/PID/root; "
-        "give {} a 'user' of its own, or pid = \"private\"",
+        "give {} a 'user' of its own, pid = \"private\" or (where the host has Landlock) "
+        "ptrace = \"own\"",
         store.name, fmt::join(others, ", "), one ? "s" : "", uid_of(store), one ? "its" : "their",
         one ? "it" : "each", one ? "it" : "each");
   }
