@@ -1,13 +1,17 @@
 #include "platform/cgroup.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -118,16 +122,18 @@ std::string SomeBlockDevice() {
   return "";
 }
 
-// What a shell in `cgroup` gets opening `device` and /dev/zero.
-std::string OpenIn(const CgroupHandle& cgroup, const std::string& device) {
+// What a shell in `cgroup` gets opening each of `paths` to read, a line
+// each: "ok" or the error ("Operation not permitted"); then `more`.
+std::string OpenIn(const CgroupHandle& cgroup, const std::vector<std::string>& paths,
+                   const std::string& more) {
   auto out = MakeOutputPipe();
   EXPECT_TRUE(out.ok());
   if (!out.ok()) return "";
-  SpawnRequest request =
-      ShellRequest("(exec 3<" + device +
-                       ") 2>/dev/null && echo block:ok || echo block:refused; "
-                       "(exec 3</dev/zero) 2>/dev/null && echo char:ok || echo char:refused",
-                   {{out->write.get(), 1}});
+  std::string script;
+  for (const std::string& p : paths) {
+    script += "{ (exec 3<" + p + ") 2>&1 && echo ok; } | sed 's/.*: //'; ";
+  }
+  SpawnRequest request = ShellRequest(script + more + "; true", {{out->write.get(), 1}});
   request.cgroup = &cgroup;
   auto process = Spawn(request);
   EXPECT_TRUE(process.ok()) << process.error().message;
@@ -138,7 +144,7 @@ std::string OpenIn(const CgroupHandle& cgroup, const std::string& device) {
   return text;
 }
 
-TEST_P(CgroupTest, TheBlockDeviceFilterRefusesBlockDevicesOnly) {
+TEST_P(CgroupTest, TheBlockDeviceFilterRefusesDisksAndOnlyThem) {
   const std::string device = SomeBlockDevice();
   if (device.empty()) GTEST_SKIP() << "no block device here that we can open";
   auto filter = BlockDeviceFilter::Load();
@@ -146,14 +152,33 @@ TEST_P(CgroupTest, TheBlockDeviceFilterRefusesBlockDevicesOnly) {
     ASSERT_EQ(std::getenv("SLATE_REQUIRE_DEVICE_FILTER"), nullptr) << filter.error().message;
     GTEST_SKIP() << filter.error().message;
   }
+  // A SCSI generic node (character, major 21): it reads disks too. No sg
+  // driver need be loaded: the filter looks only at the number.
+  char dir[] = "/tmp/slate-devices-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string sg = std::string(dir) + "/sg";
+  ASSERT_EQ(::mknod(sg.c_str(), S_IFCHR | 0600, makedev(21, 0)), 0) << std::strerror(errno);
   auto plain = tree_->CreateChild("plain");
   ASSERT_TRUE(plain.ok()) << plain.error().message;
   auto filtered = tree_->CreateChild("filtered");
   ASSERT_TRUE(filtered.ok()) << filtered.error().message;
   ASSERT_TRUE(filter->AttachTo(filtered->handle()).ok());
-  // Root, with every capability, and still refused.
-  EXPECT_EQ(OpenIn(filtered->handle(), device), "block:refused\nchar:ok\n") << device;
-  EXPECT_EQ(OpenIn(plain->handle(), device), "block:ok\nchar:ok\n") << device;
+  const std::string block = std::string(dir) + "/block";
+  const std::string make_block =
+      "mknod " + block + " b 7 0 2>&1 | sed 's/.*: //'; test -b " + block + " && echo made";
+  // Root, with every capability, and still refused: the disk, the sg node
+  // and making a block node. /dev/zero opens.
+  EXPECT_EQ(OpenIn(filtered->handle(), {device, sg, "/dev/zero"}, make_block),
+            "Operation not permitted\nOperation not permitted\nok\nOperation not permitted\n")
+      << device;
+  // Without: the disk opens, the sg node has no driver behind it (or is a
+  // real one: then it opens), /dev/zero opens, the block node is made.
+  std::filesystem::remove(block);
+  const std::string open = OpenIn(plain->handle(), {device, sg, "/dev/zero"}, make_block);
+  EXPECT_TRUE(open.starts_with("ok\n")) << open;
+  EXPECT_EQ(open.find("Operation not permitted"), std::string::npos) << open;
+  EXPECT_TRUE(open.ends_with("ok\nmade\n")) << open;
+  std::filesystem::remove_all(dir);
   EXPECT_TRUE(filtered->Remove().ok());
   EXPECT_TRUE(plain->Remove().ok());
 }

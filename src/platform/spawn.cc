@@ -160,6 +160,8 @@ struct PreparedChild {
   std::vector<std::string> writable;
   std::vector<const char*> writable_ptrs;
   std::vector<int> writable_fds;
+  std::vector<std::string> read_only_mounts;
+  std::vector<const char*> read_only_mount_ptrs;
   ChildPlan plan;
 };
 
@@ -263,6 +265,15 @@ Status PrepareView(const std::string& program, const MountView& view, PreparedCh
     child.plan.writable_fds = child.writable_fds.data();
     child.plan.writable_count = child.writable.size();
   }
+  for (const std::string& m : view.read_only_mounts) {
+    std::string n = normal(m);
+    if (n.empty()) return Refuse("read-only mount ", m, " is not an absolute path below /");
+    child.read_only_mounts.push_back(std::move(n));
+  }
+  for (const std::string& m : child.read_only_mounts)
+    child.read_only_mount_ptrs.push_back(m.c_str());
+  child.plan.read_only_mounts = child.read_only_mount_ptrs.data();
+  child.plan.read_only_mount_count = child.read_only_mount_ptrs.size();
   child.plan.view = true;
   child.plan.hide = child.hide_ptrs.data();
   child.plan.hide_count = child.hide_ptrs.size();

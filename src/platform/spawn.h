@@ -48,6 +48,11 @@ struct MountView {
   // ReadOnlyRootUnavailable.
   bool read_only_root = false;
   std::vector<std::string> writable = {};  // (an initializer: {hide, keep} stays complete)
+  // Mount points (absolute) made read-only in the view, before the rest:
+  // a bind remount of that one mount (mounts below it keep their flags).
+  // E.g. the cgroup2 mount, whose cgroup.procs files its owner could
+  // otherwise write to move itself out of its cgroup.
+  std::vector<std::string> read_only_mounts = {};
 };
 
 // A mount namespace made once from a MountView and joined by many children

@@ -160,6 +160,13 @@ SLATE_CHILD_CODE void ChildOwnMountNamespace(ChildPlan* plan) {
 // closed with the rest should a step fail midway.
 SLATE_CHILD_CODE void ChildMakeView(ChildPlan* plan) {
   ChildOwnMountNamespace(plan);
+  for (size_t i = 0; i < plan->read_only_mount_count; ++i) {
+    if (syscall(SYS_mount, nullptr, plan->read_only_mounts[i], nullptr,
+                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                nullptr) != 0) {
+      ChildMountFail(plan, ChildStep::kMountSeal, plan->read_only_mounts[i], errno);
+    }
+  }
   for (size_t i = 0; i < plan->bind_count; ++i) {
     ChildBind& b = plan->binds[i];
     const long fd = syscall(SYS_openat, AT_FDCWD, b.path, O_PATH | O_CLOEXEC);

@@ -104,6 +104,10 @@ struct ChildPlan {
   // (open_tree(OPEN_TREE_CLONE | AT_RECURSIVE) into writable_fds), make
   // every mount read-only (mount_setattr from "/", AT_RECURSIVE), and put
   // each clone back on its path (move_mount), outermost first.
+  // Before the hides: remount each of these mount points read-only (a bind
+  // remount: this mount only, in this namespace).
+  const char* const* read_only_mounts = nullptr;
+  size_t read_only_mount_count = 0;
   bool read_only_root = false;
   const char* const* writable = nullptr;
   int* writable_fds = nullptr;  // writable_count slots, set by the child

@@ -252,6 +252,21 @@ Result<std::monostate> Daemon::SetUpIdentities() {
         "(write ptrace = \"host\" to run without a Landlock domain and without this warning)",
         why_open, fmt::join(open_to_peers, ", "), open_to_peers.size() == 1 ? "its" : "their");
   }
+  // Likewise for the default block_devices = "none".
+  if (device_filter_unavailable_) {
+    std::vector<std::string> open_to_disks;
+    for (const spec::Component& c : system_->components) {
+      if (!c.block_devices.given && c.block_devices.mode == spec::BlockDevicesMode::kNone) {
+        open_to_disks.push_back(c.name);
+      }
+    }
+    if (!open_to_disks.empty()) {
+      Say("no block-device filter for components ({}): {} may open disks as {} user may (write "
+          "block_devices = \"host\" to run without it and without this warning)",
+          *device_filter_unavailable_, fmt::join(open_to_disks, ", "),
+          open_to_disks.size() == 1 ? "its" : "their");
+    }
+  }
   for (const spec::Component& c : system_->components) {
     if (!c.user) continue;
     auto user = LookUpUser(*c.user);

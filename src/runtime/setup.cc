@@ -104,6 +104,11 @@ platform::MountView Daemon::ViewFor(const std::string& name, const spec::Compone
     if (fs::is_directory(checkpoints, ec)) view.keep.push_back({checkpoints.string(), true});
   }
   if (platform::NotifySocket* n = NotifyFor(name)) view.keep.push_back({n->path(), false});
+  // The cgroup2 mount read-only: a component of the user that owns the
+  // cgroups (root, by default) could otherwise move itself out of its own
+  // cgroup by writing cgroup.procs of an ancestor, and so out of its
+  // limits, its device filter and the kill that ends its tree.
+  if (cgroups_) view.read_only_mounts.push_back(cgroups_->location().mount);
   // Refused at start where the host lacks it, unless optional: left out.
   if (c.read_only_root.enabled && !platform::ReadOnlyRootUnavailable()) {
     view.read_only_root = true;
@@ -130,11 +135,22 @@ void Daemon::SetUpCgroups() {
   RemoveStaleCgroups(tree->location().own_dir);
   cgroups_.emplace(std::move(tree).value());
   if (wants_filter) {
+    // Loaded, and tried on a cgroup of ours: an outer device program that
+    // allows no other below it refuses the attach, better learnt now than
+    // at every start.
     auto filter = platform::BlockDeviceFilter::Load();
-    if (filter) {
-      device_filter_.emplace(std::move(filter).value());
-    } else {
+    if (!filter) {
       device_filter_unavailable_ = filter.error().message;
+    } else if (auto probe = cgroups_->CreateChild("device-filter-probe"); !probe) {
+      device_filter_unavailable_ = probe.error().message;
+    } else {
+      auto attached = filter->AttachTo(probe->handle());
+      (void)probe->Remove();
+      if (attached) {
+        device_filter_.emplace(std::move(filter).value());
+      } else {
+        device_filter_unavailable_ = attached.error().message;
+      }
     }
   }
   std::vector<std::string> controllers;

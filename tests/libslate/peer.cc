@@ -46,7 +46,8 @@
 //       read; w: create a file in that directory; s: connect a stream
 //       socket; d: send a datagram; u: unmount it; x: open it through
 //       /proc/PID/root of any other process; b: open the absolute PATH, a
-//       block device, to read) and prints "reach KIND:PATH: ok"
+//       block device, to read; m: write "0" to the absolute PATH, a
+//       cgroup.procs) and prints "reach KIND:PATH: ok"
 //       or the error; then idles.
 //   isolation --port P --shm-key K
 //       prints its network interfaces ("interfaces: lo:down"), whether it
@@ -575,6 +576,15 @@ int TryReachThroughProc(const std::string& path) {
   return error;
 }
 
+// 0, or the errno of writing "0" (ourselves) to the cgroup.procs `path`.
+int TryMove(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const int error = ::write(fd, "0", 1) == 1 ? 0 : errno;
+  ::close(fd);
+  return error;
+}
+
 int TryReach(char kind, const std::string& path) {
   if (kind == 'x') return TryReachThroughProc(path);
   if (kind == 'u') return ::umount2(path.c_str(), MNT_DETACH) == 0 ? 0 : errno;
@@ -607,9 +617,11 @@ int Reach(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.size() < 2 || arg[1] != ':') Die("reach: KIND:PATH, not " + arg);
-    // b: an absolute path (a block device), opened to read.
-    int error = arg[0] == 'b' ? TryReach('r', arg.substr(2))
-                              : TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
+    // b: an absolute path (a block device), opened to read; m: an absolute
+    // cgroup.procs, to move itself there.
+    int error = arg[0] == 'b'   ? TryReach('r', arg.substr(2))
+                : arg[0] == 'm' ? TryMove(arg.substr(2))
+                                : TryReach(arg[0], std::string(dir) + "/" + arg.substr(2));
     std::printf("reach %s: %s\n", arg.c_str(), error == 0 ? "ok" : std::strerror(error));
   }
   std::printf("reach done\n");

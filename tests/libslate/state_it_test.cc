@@ -661,7 +661,10 @@ std::string SomeBlockDevice() {
 
 // A root component without capabilities may still open a root-owned disk
 // (its mode is 0660 or 0600, root's) and read every store on it raw; the
-// block-device filter, on by default, refuses it.
+// block-device filter, on by default, refuses it, also to a promoted spare.
+// Nor can it leave its cgroup (and the filter with it) by writing
+// cgroup.procs of an ancestor, which root owns: the cgroup2 mount is
+// read-only in its view.
 TEST(State, AComponentCannotReadADiskRawUnlessBlockDevicesHost) {
   const std::string disk = SomeBlockDevice();
   if (disk.empty()) GTEST_SKIP() << "no block device here that the test can open";
@@ -669,38 +672,55 @@ TEST(State, AComponentCannotReadADiskRawUnlessBlockDevicesHost) {
     ASSERT_EQ(std::getenv("SLATE_REQUIRE_DEVICE_FILTER"), nullptr) << filter.error().message;
     GTEST_SKIP() << filter.error().message;
   }
+  auto cgroup2 = platform::LocateCgroup2();
+  if (!cgroup2) GTEST_SKIP() << cgroup2.error().message;
+  if (auto why = platform::MountViewsUnavailable()) GTEST_SKIP() << *why;
+  const std::string procs = cgroup2->mount + "/cgroup.procs";
   SystemUnderTest sut(fmt::format(R"(
 [supervisor.main]
-children = ["a", "filtered", "raw"]
-[component.a]
-exec = ["{{peer}}", "count", "--out", "a.out", "--pace-us", "20000"]
-ready = "notify"
-state = {{ size = "16MiB" }}
+children = ["filtered", "raw"]
 [component.filtered]
-exec = ["{{peer}}", "reach", "b:{0}", "b:/dev/null"]
+exec = ["{{peer}}", "reach", "b:{0}", "b:/dev/null", "m:{1}"]
 ready = "notify"
+standby = 1
 [component.raw]
 exec = ["{{peer}}", "reach", "b:{0}"]
 ready = "notify"
 block_devices = "host"
 )",
-                                  disk));
+                                  disk, procs));
   sut.StartReady();
-  std::string filtered;
-  std::string raw;
-  ASSERT_TRUE(SystemUnderTest::WaitUntil(
-      [&] {
-        filtered = sut.ComponentLog("filtered");
-        raw = sut.ComponentLog("raw");
-        return filtered.find("reach done") != std::string::npos &&
-               raw.find("reach done") != std::string::npos;
-      },
-      milliseconds(5000)))
-      << filtered << raw;
+  auto reached = [&](const char* name, std::size_t times) {
+    std::string log;
+    const bool done = SystemUnderTest::WaitUntil(
+        [&] {
+          log = sut.ComponentLog(name);
+          std::size_t n = 0;
+          for (auto at = log.find("reach done"); at != std::string::npos;
+               at = log.find("reach done", at + 1)) {
+            ++n;
+          }
+          return n >= times;
+        },
+        milliseconds(5000));
+    EXPECT_TRUE(done) << name << ": " << log;
+    return log;
+  };
+  std::string filtered = reached("filtered", 1);
+  const std::string raw = reached("raw", 1);
   EXPECT_THAT(filtered, ::testing::HasSubstr("reach b:" + disk + ": Operation not permitted"));
   EXPECT_THAT(filtered, ::testing::HasSubstr("reach b:/dev/null: ok"));
+  EXPECT_THAT(filtered, ::testing::HasSubstr("reach m:" + procs + ": Read-only file system"));
   EXPECT_THAT(raw, ::testing::HasSubstr("reach b:" + disk + ": ok"));
   EXPECT_THAT(sut.RunLog(), ::testing::Not(::testing::HasSubstr("no block-device filter")));
+  // Killed, it is replaced by its spare, which the filter holds too.
+  EXPECT_EQ(sut.Cli({"kill", "filtered"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("standby_promoted", "filtered", milliseconds(5000))) << sut.RunLog();
+  filtered = reached("filtered", 2);
+  const auto second = filtered.rfind("reach as uid");
+  ASSERT_NE(second, std::string::npos);
+  EXPECT_THAT(filtered.substr(second),
+              ::testing::HasSubstr("reach b:" + disk + ": Operation not permitted"));
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(), 0);
 }
