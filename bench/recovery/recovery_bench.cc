@@ -6,6 +6,10 @@
 //   floor        a minimal respawn loop (fork, exec, waitpid, at once) that
 //                this program runs as a separate process: what any
 //                supervisor must pay at least;
+//   standby floor  the same loop keeping one spare probe parked (the
+//                activation protocol of libslate) and waking it once the
+//                running one is reaped: what any supervisor with a warm
+//                spare must pay at least;
 //   Clean Slate  `slate run` on a one-component system (ready = "spawn"),
 //                with a standby spare, in a PID namespace of its own (pid =
 //                "private": slate-init starts it), without a Landlock domain
@@ -19,7 +23,7 @@
 //
 //   slate_bench_recovery [--kills N] [--settle-ms MS] [--external-kills N]
 //                        [--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N]
-//                        [--out FILE]
+//                        [--out FILE] [--only NAME,...] [--slate PATH]
 //
 // Prints a table (median, p90, ratio of medians to the floor's in the same
 // placement), a breakdown (kill -> death handled, -> replacement running)
@@ -32,12 +36,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +69,12 @@ struct Options {
   int pin_cpu = -2;     // -2: the last CPU; -1: no pinned pass
   int siblings = 1000;  // a second Clean Slate system: the probe plus this many; 0: none
   std::string out = SLATE_BENCH_RESULTS "/recovery.json";
+  // --only A,B: run only the contenders whose names contain one of these
+  // (the floor always runs: every ratio is to it).
+  std::vector<std::string> only;
+  // --slate PATH: the runtime to measure (another build of it, for an A/B
+  // comparison in one script); default the one built with this bench.
+  std::string slate = SLATE_BINARY;
 };
 
 struct Stamp {
@@ -181,23 +193,26 @@ std::string SelfPath() {
   return fs::read_symlink("/proc/self/exe", ec).string();
 }
 
-// (a) The floor: this program as a respawn loop.
-Contender RunFloor(const Options& o, const std::string& dir) {
+// (a) The floor: this program as a respawn loop; with `standby`, the
+// standby floor: this program keeping one parked spare.
+Contender RunFloor(const Options& o, const std::string& dir, bool standby) {
   Contender c;
-  c.name = "floor: fork+exec+waitpid loop";
+  c.name = standby ? "standby floor: spare + waitpid" : "floor: fork+exec+waitpid loop";
   c.handled_what = "waitpid returned";
-  std::string stamps = dir + "/floor.stamps";
-  std::string reaped = dir + "/floor.reaped";
+  const std::string base = dir + (standby ? "/standby-floor" : "/floor");
+  std::string stamps = base + ".stamps";
+  std::string reaped = base + ".reaped";
   std::ofstream(stamps).close();
-  ChildGuard loop(StartProcess(
-      {SelfPath(), "--respawn-loop", std::to_string(o.kills + 3), SLATE_BENCH_PROBE, reaped},
-      {"PROBE_FILE=" + stamps}));
+  ChildGuard loop(StartProcess({SelfPath(), standby ? "--standby-loop" : "--respawn-loop",
+                                std::to_string(o.kills + 3), SLATE_BENCH_PROBE, reaped},
+                               {"PROBE_FILE=" + stamps}));
   if (loop.pid() <= 0) {
-    c.status = "failed: cannot start the respawn loop";
+    c.status = "failed: cannot start the loop";
     return c;
   }
   pid_t last = -1;
-  Measure(c, stamps, loop.pid(), o.kills, o.settle_ms, &last);
+  // As for Clean Slate's standby: the next spare is parked before a kill.
+  Measure(c, stamps, loop.pid(), o.kills, standby ? std::max(o.settle_ms, 20) : o.settle_ms, &last);
   loop.Stop(milliseconds(2000));  // SIGTERM: it writes `reaped` and exits
   KillProbe(last);
   Breakdown(c, ReadNumbers(reaped));
@@ -249,7 +264,7 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
                   pid_private ? "pid = \"private\"\n" : "",
                   ptrace_host ? "ptrace = \"host\"\n" : ""),
       components);
-  ChildGuard slate(StartProcess({SLATE_BINARY, "run", file}, {}, sub + "/run.log"));
+  ChildGuard slate(StartProcess({o.slate, "run", file}, {}, sub + "/run.log"));
   if (slate.pid() <= 0) {
     c.status = "failed: cannot start slate run";
     return c;
@@ -431,6 +446,81 @@ int RespawnLoop(int max, const char* probe, const char* reaped) {
   return 0;  // a probe still running dies with us (its PR_SET_PDEATHSIG)
 }
 
+// One spare of the standby floor: the probe, started with SLATE_STANDBY on
+// descriptor 3, parked (its "P" received). Returns its pid and our end of
+// the activation socket; pid <= 0 if it could not be started.
+struct FloorSpare {
+  pid_t pid = -1;
+  int socket = -1;
+};
+
+FloorSpare StartFloorSpare(const char* probe) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {};
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(pair[0]);
+    ::close(pair[1]);
+    return {};
+  }
+  if (pid == 0) {
+    if (::dup2(pair[1], 3) != 3) ::_exit(127);  // dup2 clears FD_CLOEXEC
+    ::setenv("SLATE_STANDBY", "3", 1);
+    char* argv[] = {const_cast<char*>(probe), nullptr};
+    ::execv(probe, argv);
+    ::_exit(127);
+  }
+  ::close(pair[1]);
+  char parked = 0;
+  while (::recv(pair[0], &parked, 1, 0) < 0 && errno == EINTR && g_stop == 0) {
+  }
+  if (parked != 'P') {
+    ::close(pair[0]);
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return {};
+  }
+  return {pid, pair[0]};
+}
+
+// The standby floor's supervisor: the least a supervisor with a warm spare
+// can do. It keeps one probe parked as a spare (the activation protocol of
+// libslate, which the probe speaks), waits for the running one with
+// waitpid and, once it is reaped, wakes the spare with one message, then
+// starts the next spare 2 ms later (as Clean Slate refills its pool). No
+// descriptors, no state, no journal: what any standby must pay at least,
+// on this machine, to learn of a death and wake a process.
+int StandbyLoop(int max, const char* probe, const char* reaped) {
+  pid_t parent = ::getppid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) return 1;
+  struct sigaction sa {};
+  sa.sa_handler = OnStop;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  std::vector<std::int64_t> reaped_ns;
+  reaped_ns.reserve(static_cast<std::size_t>(max));
+  FloorSpare running = StartFloorSpare(probe);
+  if (running.pid <= 0) return 1;
+  ::send(running.socket, "A", 1, MSG_NOSIGNAL);  // the first one runs at once
+  ::close(running.socket);
+  for (int i = 0; i < max && g_stop == 0; ++i) {
+    FloorSpare spare = StartFloorSpare(probe);
+    if (spare.pid <= 0) break;
+    int status = 0;
+    while (::waitpid(running.pid, &status, 0) < 0 && errno == EINTR && g_stop == 0) {
+    }
+    if (g_stop != 0) break;
+    reaped_ns.push_back(MonoNs());
+    ::send(spare.socket, "A", 1, MSG_NOSIGNAL);
+    ::close(spare.socket);
+    running = spare;
+    ::usleep(2000);
+  }
+  std::ofstream out(reaped);
+  for (std::int64_t t : reaped_ns) out << t << "\n";
+  return 0;  // the probes die with us (their PR_SET_PDEATHSIG)
+}
+
 // Pins this thread (and so every process it starts) to `cpu`, or to all
 // CPUs for cpu < 0.
 bool Pin(int cpu) {
@@ -461,10 +551,20 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.pin_cpu = std::atoi(argv[++i]);
     } else if (a == "--out" && has_value) {
       o.out = argv[++i];
+    } else if (a == "--slate" && has_value) {
+      o.slate = argv[++i];
+    } else if (a == "--only" && has_value) {
+      std::string list = argv[++i];
+      for (std::size_t from = 0; from <= list.size();) {
+        std::size_t comma = std::min(list.find(',', from), list.size());
+        if (comma > from) o.only.push_back(list.substr(from, comma - from));
+        from = comma + 1;
+      }
     } else {
       fmt::print(stderr,
                  "usage: {} [--kills N] [--settle-ms MS] [--external-kills N] "
-                 "[--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N] [--out FILE]\n",
+                 "[--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N] [--out FILE] "
+                 "[--only NAME,...] [--slate PATH]\n",
                  argv[0]);
       return false;
     }
@@ -503,6 +603,9 @@ int Main(int argc, char** argv) {
   if (argc == 5 && std::string(argv[1]) == "--respawn-loop") {
     return RespawnLoop(std::clamp(std::atoi(argv[2]), 1, 100000), argv[3], argv[4]);
   }
+  if (argc == 5 && std::string(argv[1]) == "--standby-loop") {
+    return StandbyLoop(std::clamp(std::atoi(argv[2]), 1, 100000), argv[3], argv[4]);
+  }
   Options o;
   if (!ParseArgs(argc, argv, o)) return 2;
   BecomeSubreaper();
@@ -534,35 +637,60 @@ int Main(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(sub, ec);
     std::vector<Contender> all;
-    all.push_back(RunFloor(o, sub));
-    all.push_back(RunSlate(o, sub, 0));
-    all.push_back(RunSlate(o, sub, 0, true));
-    all.push_back(RunSlate(o, sub, 0, false, true));
-    all.push_back(RunSlate(o, sub, 0, true, true));
-    all.push_back(RunSlate(o, sub, 0, false, false, true));
-    if (o.siblings > 0) all.push_back(RunSlate(o, sub, o.siblings));
+    // Runs `run` unless --only leaves out `name` (then a row that says so).
+    auto add = [&](const std::string& name, const std::function<Contender()>& run) {
+      const bool wanted = o.only.empty() || all.size() < 2 ||  // the two floors
+                          std::any_of(o.only.begin(), o.only.end(), [&](const std::string& w) {
+                            return name.find(w) != std::string::npos;
+                          });
+      if (wanted) {
+        all.push_back(run());
+        return;
+      }
+      Contender skipped;
+      skipped.name = name;
+      skipped.status = "skipped (--only)";
+      all.push_back(skipped);
+    };
+    add("floor", [&] { return RunFloor(o, sub, false); });
+    add("standby floor", [&] { return RunFloor(o, sub, true); });  // all[1]: standby_floor
+    add("slate run", [&] { return RunSlate(o, sub, 0); });
+    add("standby = 1", [&] { return RunSlate(o, sub, 0, true); });
+    add("pid private", [&] { return RunSlate(o, sub, 0, false, true); });
+    add("standby, pid private", [&] { return RunSlate(o, sub, 0, true, true); });
+    add("ptrace host", [&] { return RunSlate(o, sub, 0, false, false, true); });
+    if (o.siblings > 0) add("siblings", [&] { return RunSlate(o, sub, o.siblings); });
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
-      all.push_back(RunExternal(o, sub, "runit", "runsv", "runit"));
-      all.push_back(RunExternal(o, sub, "daemontools", "supervise", "daemontools"));
-      all.push_back(RunExternal(o, sub, "s6", "s6-supervise", "s6"));
-      all.push_back(RunSupervisord(o, sub));
-      all.push_back(RunErlang(o, sub));
+      add("runit", [&] { return RunExternal(o, sub, "runit", "runsv", "runit"); });
+      add("daemontools",
+          [&] { return RunExternal(o, sub, "daemontools", "supervise", "daemontools"); });
+      add("s6", [&] { return RunExternal(o, sub, "s6", "s6-supervise", "s6"); });
+      add("supervisord", [&] { return RunSupervisord(o, sub); });
+      add("erlang", [&] { return RunErlang(o, sub); });
     }
     double floor = Median(all[0].samples_ns);
+    double standby_floor = Median(all[1].samples_ns);
     for (Contender& c : all) {
       c.placement = placement;
+      // A contender with a warm spare is also compared with the standby floor.
+      const bool warm = &c != &all[1] && c.name.find("standby") != std::string::npos;
       if (!c.samples_ns.empty()) {
         double median = Median(c.samples_ns);
         std::string ratio = floor > 0 ? fmt::format("{:.2f}x", median / floor) : "-";
+        std::string note =
+            c.settle_ms != o.settle_ms ? fmt::format("  (settle {} ms)", c.settle_ms) : "";
+        if (warm && standby_floor > 0)
+          note += fmt::format("  ({:.2f}x the standby floor)", median / standby_floor);
         fmt::print("{:<32} {:<16} {:>4} {:>10} {:>10} {:>7}{}\n", c.name, placement,
                    c.samples_ns.size(), FormatNs(median), FormatNs(Percentile(c.samples_ns, 90)),
-                   ratio,
-                   c.settle_ms != o.settle_ms ? fmt::format("  (settle {} ms)", c.settle_ms) : "");
+                   ratio, note);
       } else {
         fmt::print("{:<32} {:<16} {}\n", c.name, placement, c.status);
       }
       if (c.status.rfind("failed", 0) == 0) ok = false;
       contenders.push_back(ToJson(c, floor));
+      if (warm && standby_floor > 0 && !c.samples_ns.empty())
+        contenders.back()["ratio_to_standby_floor"] = Median(c.samples_ns) / standby_floor;
       if (!c.detect_ns.empty()) broken_down.push_back(c);
     }
     std::fflush(stdout);

@@ -147,7 +147,8 @@ Status KillTree(const Process& process, int sig) {
     note(sig == SIGKILL ? cgroup->Kill() : cgroup->Signal(sig));
   }
   const std::string pid = std::to_string(process.pid());
-  if (PidfdSendSignal(process.pidfd(), sig) != 0 && errno != ESRCH) {
+  // A reaped leader is no longer there to signal (ESRCH); skip the call.
+  if (!process.reaped() && PidfdSendSignal(process.pidfd(), sig) != 0 && errno != ESRCH) {
     note(ErrnoError("pidfd_send_signal " + pid, errno));
   }
   if (::kill(-process.pid(), sig) != 0 && errno != ESRCH) {

@@ -3,6 +3,7 @@
 // the actions that produces join the end of the queue.
 #include <algorithm>
 #include <csignal>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@ void Daemon::Feed(core::Actions actions) {
     Do(a);
   }
   feeding_ = false;
+  WriteUnwritten();
 }
 
 void Daemon::Do(const core::Action& a) {
@@ -96,31 +98,21 @@ void Daemon::SpawnNow(const core::Spawn& s) {
       s.name, c.ready.kind == spec::Readiness::Kind::kFd ? c.ready.fd : -1, &req, &channel_fds);
   if (!channels) return fail(channels.error().message);
   if (!channels->empty()) req.env.push_back("SLATE_CHANNELS=" + *channels);
-  std::optional<platform::Cgroup> cgroup;
-  if (cgroups_) {
-    auto cg = cgroups_->CreateChild(fmt::format("{}.{}", s.name, s.incarnation));
-    if (cg) {
-      cgroup.emplace(std::move(cg).value());
-      req.cgroup = &cgroup->handle();
-    } else {
-      Say("{}: {}; its tree is tracked by process group only", s.name, cg.error().message);
-    }
-  }
-  auto memory_limited = ApplyCgroupLimits(c, cgroup ? &*cgroup : nullptr);
-  if (!memory_limited) {
-    if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
-    return fail(memory_limited.error().message);
-  }
-  if (auto filtered = ApplyDeviceFilter(c, cgroup ? &*cgroup : nullptr); !filtered) {
-    if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
-    return fail(filtered.error().message);
-  }
+  auto made = CgroupForStart(s.name, s.incarnation, c);
+  if (!made) return fail(made.error().message);
+  std::optional<platform::Cgroup> cgroup = std::move(made->cgroup);
+  if (cgroup) req.cgroup = &cgroup->handle();
 
   auto process = platform::Spawn(req);
   channel_fds.clear();
   out->write.Reset();
   if (readiness) readiness->CloseWriteEnd();
-  if (!process) return fail(process.error().message);
+  if (!process) {
+    if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
+    return fail(process.error().message);
+  }
+  // From its second start on, the cgroup of the next is made ahead.
+  if (!started_before_.insert(s.name).second && cgroups_) ScheduleRefill(s.name, c);
 
   pid_t pid = process->pid();
   core::Incarnation inc = s.incarnation;
@@ -138,7 +130,7 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   }
   by_pid_[pid] = inc;
   children_.emplace(inc, Child{inc, name, std::move(process).value(), std::move(readiness),
-                               std::move(cgroup), *memory_limited});
+                               std::move(cgroup), made->memory_limited});
   Feed(sup_.Spawned(inc, pid, Now()));
   if (c.standby > 0) FillSpares(name, c);
 }
@@ -155,8 +147,16 @@ void Daemon::DoKill(const core::Kill& k) {
 }
 
 void Daemon::DoEmit(const core::Event& e) {
-  auto line = journal_->Append(e, Now());
-  if (!line) Say("{}", line.error().message);
+  const Time mono = Now();
+  timespec wall{};
+  ::clock_gettime(CLOCK_REALTIME, &wall);
+  if (feeding_) {
+    // Perhaps on a restart's path: written when the feeding ends.
+    unwritten_.push_back({e, mono, wall});
+  } else {
+    WriteUnwritten();
+    WriteJournal(e, mono, wall);
+  }
   // After the line that caused them: a probation failure may revert the
   // image (image_reverted follows child_exited), a ready starts the clock.
   if (e.event == "child_ready" || e.event == "child_exited") {
@@ -170,16 +170,24 @@ void Daemon::DoEmit(const core::Event& e) {
   }
   if ((e.event == "child_exited" || e.event == "child_terminated") &&
       down_when_ended_.erase(e.node) > 0) {
+    WriteUnwritten();  // before its peers hear of it
     SetComponentDown(e.node, true);
   }
   if (e.event == "child_gave_up") {
+    WriteUnwritten();
     SetComponentDown(e.node, true);  // its peers hear it at once
     RetireSpares(e.node);
   }
   if (e.event == "system_started") {
+    WriteUnwritten();  // before the parent (systemd) hears of it
     NotifyParent("READY=1\nSTATUS=all children ready");
     if (watchdog_interval_) watchdog_next_ = Now() + *watchdog_interval_;
   }
+}
+
+void Daemon::WriteJournal(const core::Event& e, Time mono, const timespec& wall) {
+  auto line = journal_->Append(e, mono, wall);
+  if (!line) Say("{}", line.error().message);
   if (options_.echo_output) {
     std::string what = e.event;
     if (!e.node.empty()) what += " " + e.node;
@@ -187,6 +195,10 @@ void Daemon::DoEmit(const core::Event& e) {
     if (e.delay_ms && *e.delay_ms > 0) what += fmt::format(" in {}ms", *e.delay_ms);
     Say("{}", what);
   }
+}
+
+void Daemon::WriteUnwritten() {
+  for (const Unwritten& u : std::exchange(unwritten_, {})) WriteJournal(u.event, u.mono, u.wall);
 }
 
 void Daemon::ArmTimer() {

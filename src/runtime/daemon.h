@@ -1,6 +1,7 @@
 // Internal to src/runtime: the daemon's state and handlers. See runtime.h.
 #pragma once
 
+#include <ctime>
 #include <deque>
 #include <map>
 #include <memory>
@@ -114,6 +115,20 @@ class Daemon {
   // said, and the start goes on.
   Result<std::monostate> ApplyDeviceFilter(const spec::Component& c,
                                            const platform::Cgroup* cgroup);
+  // A new cgroup `label` for a process of c, with its limits and filter
+  // (nullopt where there are no cgroups, or it could not be made: said).
+  struct NewCgroup {
+    std::optional<platform::Cgroup> cgroup;
+    bool memory_limited = false;
+  };
+  Result<NewCgroup> MakeCgroup(const std::string& label, const spec::Component& c);
+  // The cgroup for the next start of `name`: one made ahead (PrepareCgroup)
+  // if there is one, else a new one.
+  Result<NewCgroup> CgroupForStart(const std::string& name, core::Incarnation inc,
+                                   const spec::Component& c);
+  // Makes the cgroup of the next start of `name` now, off that start's path
+  // (a component that restarted once is likely to again).
+  void PrepareCgroup(const std::string& name, const spec::Component& c);
   std::vector<std::string> ComponentEnv(const std::string& name, const spec::Component& c);
   // What of state_dir component `name` (and its hooks) may see: its own
   // store, its notify socket, the images (read-only).
@@ -133,14 +148,16 @@ class Daemon {
   void OnSpareExit(int pidfd);
   void DropSpare(int pidfd);
   bool Promote(const core::Spawn& s);
-  // Refills the pool of `name` a little later: on a busy or single CPU the
-  // promoted spare runs first.
+  // Refills the pool of `name` (and makes its next cgroup) a little later:
+  // on a busy or single CPU the promoted spare, or the new process, runs
+  // first.
   void ScheduleRefill(const std::string& name, const spec::Component& c);
   void OnRefillTimer();
   void StopSpares();
   // Stops the spares of `name` (it was stopped or given up) and starts no
   // more until its next start.
   void RetireSpares(const std::string& name);
+  void DropReadyCgroup(const std::string& name);
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();
   // Sets the request's identity, capabilities and no_new_privs for a process
@@ -161,6 +178,8 @@ class Daemon {
   void SpawnNow(const core::Spawn& s);
   void DoKill(const core::Kill& k);
   void DoEmit(const core::Event& e);
+  void WriteJournal(const core::Event& e, Time mono, const timespec& wall);
+  void WriteUnwritten();
   void ArmTimer();
 
   // events.cc: what the loop hears
@@ -270,6 +289,11 @@ class Daemon {
   // fresh cgroup: Linux 6.18 kills a process cloned (CLONE_INTO_CGROUP) into
   // a cgroup that was ever killed through cgroup.kill.
   std::vector<platform::Cgroup> dying_cgroups_;
+  // Made ahead for the next start of each component that has restarted
+  // (by instance name); dropped with its spares.
+  std::map<std::string, NewCgroup> ready_cgroups_;
+  std::set<std::string> started_before_;  // instance names
+  std::uint64_t ready_serial_ = 0;
 
   std::map<core::Incarnation, Child> children_;
   std::map<pid_t, core::Incarnation> by_pid_;
@@ -290,6 +314,16 @@ class Daemon {
 
   std::deque<core::Action> pending_;
   bool feeding_ = false;
+  // Journal lines (and their echo) of events emitted while actions are
+  // being fed: written when the feeding ends, so a restart is not behind
+  // them, and always before `slate status` (served between feedings) can
+  // show what they report (SPEC section 8).
+  struct Unwritten {
+    core::Event event;
+    Time mono{};
+    timespec wall{};
+  };
+  std::vector<Unwritten> unwritten_;
   std::optional<int> exit_code_;
   std::string exit_message_;
   Time started_{};

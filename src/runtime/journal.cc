@@ -54,6 +54,10 @@ Tail ReadTail(int fd) {
 std::string Rfc3339Now() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
+  return Rfc3339(ts);
+}
+
+std::string Rfc3339(const timespec& ts) {
   std::tm tm{};
   ::gmtime_r(&ts.tv_sec, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
@@ -107,9 +111,16 @@ Journal::~Journal() {
 }
 
 Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanoseconds mono) {
+  timespec wall{};
+  ::clock_gettime(CLOCK_REALTIME, &wall);
+  return Append(e, mono, wall);
+}
+
+Result<std::string> Journal::Append(const core::Event& e, std::chrono::nanoseconds mono,
+                                    const timespec& wall) {
   nlohmann::json j;
   j["seq"] = seq_ + 1;
-  j["ts"] = Rfc3339Now();
+  j["ts"] = Rfc3339(wall);
   j["mono_ns"] = mono.count();
   j["event"] = e.event;
   if (!e.node.empty()) j["node"] = e.node;

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include <time.h>
+
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
@@ -32,6 +34,10 @@ class Journal {
   // Returns the line written (without newline). Errors are returned, not
   // thrown; the caller decides whether a journal it cannot write is fatal.
   Result<std::string> Append(const core::Event& e, std::chrono::nanoseconds mono);
+  // The same, stamped with `wall` (CLOCK_REALTIME) taken when it happened:
+  // for a line written a little after its event.
+  Result<std::string> Append(const core::Event& e, std::chrono::nanoseconds mono,
+                             const timespec& wall);
 
   std::uint64_t last_seq() const { return seq_; }
 
@@ -44,5 +50,6 @@ class Journal {
 nlohmann::json ToJson(const core::ExitReason& r);
 // RFC 3339 UTC with microseconds: 2026-11-27T03:12:08.123456Z
 std::string Rfc3339Now();
+std::string Rfc3339(const timespec& ts);
 
 }  // namespace slate::runtime

@@ -175,6 +175,48 @@ void Daemon::SetUpCgroups() {
           : "");
 }
 
+Result<Daemon::NewCgroup> Daemon::MakeCgroup(const std::string& label, const spec::Component& c) {
+  NewCgroup made;
+  if (cgroups_) {
+    auto cg = cgroups_->CreateChild(label);
+    if (cg) {
+      made.cgroup.emplace(std::move(cg).value());
+    } else {
+      Say("{}: {}; its tree is tracked by process group only", c.name, cg.error().message);
+    }
+  }
+  const platform::Cgroup* cgroup = made.cgroup ? &*made.cgroup : nullptr;
+  auto give_up = [&](Error why) -> Result<NewCgroup> {
+    if (made.cgroup) dying_cgroups_.push_back(std::move(*made.cgroup));
+    return why;
+  };
+  auto limited = ApplyCgroupLimits(c, cgroup);
+  if (!limited) return give_up(limited.error());
+  if (auto filtered = ApplyDeviceFilter(c, cgroup); !filtered) return give_up(filtered.error());
+  made.memory_limited = *limited;
+  return made;
+}
+
+Result<Daemon::NewCgroup> Daemon::CgroupForStart(const std::string& name, core::Incarnation inc,
+                                                 const spec::Component& c) {
+  if (auto ready = ready_cgroups_.find(name); ready != ready_cgroups_.end()) {
+    NewCgroup made = std::move(ready->second);
+    ready_cgroups_.erase(ready);
+    return made;
+  }
+  return MakeCgroup(fmt::format("{}.{}", name, inc), c);
+}
+
+void Daemon::PrepareCgroup(const std::string& name, const spec::Component& c) {
+  if (!cgroups_ || exit_code_ || stopping_spares_ || retired_spares_.contains(name) ||
+      ready_cgroups_.contains(name)) {
+    return;
+  }
+  // A failure here is left for the start itself to meet (and report).
+  auto made = MakeCgroup(fmt::format("{}.next-{}", name, ++ready_serial_), c);
+  if (made && made->cgroup) ready_cgroups_.emplace(name, std::move(made).value());
+}
+
 Result<bool> Daemon::ApplyCgroupLimits(const spec::Component& c, const platform::Cgroup* cgroup) {
   const spec::Component::Limits& l = c.limits;
   if (!l.wants_cgroup() || cgroup_limits_unavailable_) return false;  // see the start's checks

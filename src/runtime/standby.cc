@@ -125,23 +125,11 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
   spare->name = name;
   spare->component = &c;
   spare->image = req.argv[0];
-  if (cgroups_) {
-    auto cg = cgroups_->CreateChild(fmt::format("{}.spare-{}", name, ++spare_serial_));
-    if (cg) {
-      spare->cgroup.emplace(std::move(cg).value());
-      req.cgroup = &spare->cgroup->handle();
-    }
-  }
-  auto memory_limited = ApplyCgroupLimits(c, spare->cgroup ? &*spare->cgroup : nullptr);
-  if (!memory_limited) {
-    if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
-    return memory_limited.error();
-  }
-  if (auto filtered = ApplyDeviceFilter(c, spare->cgroup ? &*spare->cgroup : nullptr); !filtered) {
-    if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
-    return filtered.error();
-  }
-  spare->memory_limited = *memory_limited;
+  auto made = MakeCgroup(fmt::format("{}.spare-{}", name, ++spare_serial_), c);
+  if (!made) return made.error();
+  spare->cgroup = std::move(made->cgroup);
+  spare->memory_limited = made->memory_limited;
+  if (spare->cgroup) req.cgroup = &spare->cgroup->handle();
   auto process = platform::Spawn(req);
   out->write.Reset();
   theirs.Reset();
@@ -334,12 +322,23 @@ void Daemon::ScheduleRefill(const std::string& name, const spec::Component& c) {
 
 void Daemon::OnRefillTimer() {
   (void)refill_timer_->Acknowledge();
-  for (const auto& [name, c] : std::exchange(refill_pending_, {})) FillSpares(name, *c);
+  for (const auto& [name, c] : std::exchange(refill_pending_, {})) {
+    FillSpares(name, *c);
+    PrepareCgroup(name, *c);
+  }
+}
+
+void Daemon::DropReadyCgroup(const std::string& name) {
+  auto ready = ready_cgroups_.find(name);
+  if (ready == ready_cgroups_.end()) return;
+  if (ready->second.cgroup) dying_cgroups_.push_back(std::move(*ready->second.cgroup));
+  ready_cgroups_.erase(ready);
 }
 
 void Daemon::RetireSpares(const std::string& name) {
   retired_spares_.insert(name);
   refill_pending_.erase(name);
+  DropReadyCgroup(name);
   auto it = spares_.find(name);
   if (it == spares_.end()) return;
   std::vector<int> pidfds;
@@ -359,6 +358,7 @@ void Daemon::StopSpares() {
   }
   for (int fd : pidfds) DropSpare(fd);
   spares_.clear();
+  while (!ready_cgroups_.empty()) DropReadyCgroup(ready_cgroups_.begin()->first);
 }
 
 }  // namespace slate::runtime

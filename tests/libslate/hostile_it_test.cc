@@ -18,13 +18,16 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -686,6 +689,98 @@ limits = {{ pids_max = {} }}
       << ProcessesWith(marker).size() << " bomb processes survived its stop";
   EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
   EXPECT_EQ(sut.Wait(milliseconds(20000 * TimeScale())), 0);
+}
+
+// How many BPF device programs are attached to the cgroup at `dir`
+// (BPF_PROG_QUERY); -1 if it cannot be asked.
+int DevicePrograms(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  bpf_attr attr;
+  std::memset(&attr, 0, sizeof attr);
+  attr.query.target_fd = static_cast<__u32>(fd);
+  attr.query.attach_type = BPF_CGROUP_DEVICE;
+  const long r = ::syscall(SYS_bpf, BPF_PROG_QUERY, &attr, sizeof attr);
+  ::close(fd);
+  return r == 0 ? static_cast<int>(attr.query.prog_cnt) : -1;
+}
+
+// From its second start on, the cgroup of a component's next start is made
+// ahead, off the restart's path (bench/recovery). A process started in one
+// has its limits and the block-device filter all the same, and none is left
+// behind when the system stops.
+TEST(CgroupLimits, ACgroupMadeAheadOfARestartHoldsTheSameLimits) {
+  auto where = platform::LocateCgroup2();
+  if (!where) GTEST_SKIP() << "no cgroup v2: " << where.error().message;
+  // Where limits cannot be had (cgroup v2 without controllers), the rest.
+  DelegatedCgroup cgroup;
+  const bool limits = !cgroup.why_not();
+  if (!limits) {
+    ASSERT_EQ(std::getenv("SLATE_REQUIRE_CGROUP_LIMITS"), nullptr) << *cgroup.why_not();
+  }
+  SystemUnderTest sut(fmt::format(R"(
+[supervisor.main]
+intensity = 100
+period = "10s"
+children = ["a"]
+[component.a]
+exec = ["/bin/sleep", "1000"]
+ready = "spawn"
+shutdown = "brutal_kill"
+{}
+)",
+                                  limits ? "limits = { pids_max = 7 }" : ""));
+  sut.Start(limits ? cgroup.path() : "");
+  ASSERT_TRUE(sut.WaitEvent("system_started", "", milliseconds(10000 * TimeScale())))
+      << sut.RunLog();
+  auto pid_of_a = [&] { return sut.Node("a").value("pid", 0); };
+  // Where each start's process runs: its line of /proc/PID/cgroup.
+  auto cgroup_of = [](int pid) {
+    auto text = platform::ReadFile(fmt::format("/proc/{}/cgroup", pid));
+    if (!text) return std::string();
+    const std::size_t at = text->find("0::");
+    return at == std::string::npos ? std::string()
+                                   : text->substr(at + 3, text->find('\n', at) - at - 3);
+  };
+  std::vector<std::string> cgroups{cgroup_of(pid_of_a())};
+  for (int start = 2; start <= 4; ++start) {
+    const int before = pid_of_a();
+    ASSERT_GT(before, 0) << sut.RunLog();
+    // The cgroup of a next start is made 2 ms after a restart.
+    std::this_thread::sleep_for(milliseconds(50));
+    ASSERT_EQ(::kill(before, SIGKILL), 0);
+    ASSERT_TRUE(SystemUnderTest::WaitUntil(
+        [&] {
+          const int now = pid_of_a();
+          return now > 0 && now != before;
+        },
+        milliseconds(5000 * TimeScale())))
+        << sut.RunLog();
+    cgroups.push_back(cgroup_of(pid_of_a()));
+  }
+  ASSERT_EQ(cgroups.size(), 4U);
+  // The first two starts make their cgroup on the way; the later ones find
+  // it made. A fresh one each time.
+  EXPECT_THAT(cgroups[0], Not(HasSubstr(".next-")));
+  EXPECT_THAT(cgroups[1], Not(HasSubstr(".next-")));
+  EXPECT_THAT(cgroups[2], HasSubstr("/a.next-"));
+  EXPECT_THAT(cgroups[3], HasSubstr("/a.next-"));
+  EXPECT_NE(cgroups[2], cgroups[3]);
+  const std::string dir = where->mount + cgroups[3];
+  if (limits) {
+    auto pids_max = platform::ReadFile(dir + "/pids.max");
+    ASSERT_TRUE(pids_max) << dir;
+    EXPECT_EQ(*pids_max, "7\n");
+  }
+  if (sut.RunLog().find("no block-device filter") == std::string::npos) {
+    EXPECT_GE(DevicePrograms(dir), 1) << dir;
+  }
+  // The last start left one made ahead for a fifth; it goes with the rest.
+  EXPECT_EQ(sut.Cli({"shutdown"}).code, 0);
+  EXPECT_EQ(sut.Wait(milliseconds(20000 * TimeScale())), 0);
+  // The runtime's tree, with every cgroup of `a`, is gone.
+  const std::string tree = dir.substr(0, dir.rfind('/'));
+  EXPECT_FALSE(fs::exists(tree)) << tree << "\n" << sut.RunLog();
 }
 
 TEST(CgroupLimits, WithoutThemTheRuntimeRefusesToStartUnlessTheyAreOptional) {

@@ -61,6 +61,26 @@ to = "b"
   ASSERT_TRUE(sut.WaitEvent("standby_promoted", "b"));
   auto promoted = sut.Events("standby_promoted", "b");
   EXPECT_EQ(promoted[0]["pid"].get<int>(), spare);
+  // The restart's lines are written after the promotion, off its path; they
+  // keep their order, seq without gaps, and the times they happened at.
+  ASSERT_TRUE(sut.WaitEvent("child_started", "b", milliseconds(5000), 2));
+  const std::vector<Json> all = sut.Events();
+  std::vector<std::string> restart;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i]["seq"], i + 1);
+    if (i > 0) {
+      EXPECT_LE(all[i - 1]["mono_ns"].get<std::int64_t>(), all[i]["mono_ns"].get<std::int64_t>());
+      EXPECT_LE(all[i - 1]["ts"].get<std::string>(), all[i]["ts"].get<std::string>());
+    }
+    const bool ended = all[i]["event"] == "child_exited" && all[i]["pid"] == first;
+    if ((!restart.empty() || ended) && all[i].value("node", "") == "b") {
+      restart.push_back(all[i]["event"]);
+    }
+  }
+  ASSERT_GE(restart.size(), 4U);
+  EXPECT_EQ(std::vector<std::string>(restart.begin(), restart.begin() + 4),
+            (std::vector<std::string>{"child_exited", "child_restarting", "standby_promoted",
+                                      "child_started"}));
   ASSERT_TRUE(SystemUnderTest::WaitUntil(
       [&] {
         Json b = sut.Node("b");
