@@ -292,7 +292,8 @@ class Daemon {
   // Made ahead for the next start of each component that has restarted
   // (by instance name); dropped with its spares.
   std::map<std::string, NewCgroup> ready_cgroups_;
-  std::set<std::string> started_before_;  // instance names
+  std::map<std::string, const spec::Component*> cgroups_to_prepare_;  // a few per timer round
+  std::set<std::string> started_before_;                              // instance names
   std::uint64_t ready_serial_ = 0;
 
   std::map<core::Incarnation, Child> children_;
