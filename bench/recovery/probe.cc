@@ -39,10 +39,12 @@ char* Digits(std::uint64_t v, char* end) {
 }
 
 // slate_await_activation, as libslate does it (src/libslate/process.cc):
-// one byte "parked", then one message (with descriptors, closed here).
+// one byte "parked", then one message (with descriptors, closed here). A
+// spare whose supervisor goes away unpromoted ends, without a stamp.
 void AwaitActivation(int fd) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   const char parked = 'P';
-  if (::send(fd, &parked, 1, MSG_NOSIGNAL) != 1) return;
+  if (::send(fd, &parked, 1, MSG_NOSIGNAL) != 1) ::_exit(0);
   char text[4096];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 64)];
   iovec iov{text, sizeof text};
@@ -51,8 +53,10 @@ void AwaitActivation(int fd) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  while (::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) < 0 && errno == EINTR) {
+  ssize_t n;
+  while ((n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
+  if (n <= 0) ::_exit(0);
   ::close(fd);
 }
 

@@ -503,8 +503,9 @@ int StandbyLoop(int max, const char* probe, const char* reaped) {
   if (running.pid <= 0) return 1;
   ::send(running.socket, "A", 1, MSG_NOSIGNAL);  // the first one runs at once
   ::close(running.socket);
+  FloorSpare spare;
   for (int i = 0; i < max && g_stop == 0; ++i) {
-    FloorSpare spare = StartFloorSpare(probe);
+    spare = StartFloorSpare(probe);
     if (spare.pid <= 0) break;
     int status = 0;
     while (::waitpid(running.pid, &status, 0) < 0 && errno == EINTR && g_stop == 0) {
@@ -514,7 +515,14 @@ int StandbyLoop(int max, const char* probe, const char* reaped) {
     ::send(spare.socket, "A", 1, MSG_NOSIGNAL);
     ::close(spare.socket);
     running = spare;
+    spare = {};
     ::usleep(2000);
+  }
+  // A spare never woken is no replacement: it goes now, unstamped.
+  if (spare.pid > 0) {
+    ::kill(spare.pid, SIGKILL);
+    ::close(spare.socket);
+    ::waitpid(spare.pid, nullptr, 0);
   }
   std::ofstream out(reaped);
   for (std::int64_t t : reaped_ns) out << t << "\n";

@@ -238,10 +238,13 @@ Status CgroupHandle::Kill() const {
     do {
       n = ::write(kill_file.get(), "1", 1);
     } while (n < 0 && errno == EINTR);
+    const int error = n < 0 ? errno : EIO;
     if (n == 1) return OkStatus();
-    return ErrnoError(path_ + ": write cgroup.kill", n < 0 ? errno : EIO);
+    return ErrnoError(path_ + ": write cgroup.kill", error);
   }
-  if (errno != ENOENT) return ErrnoError(path_ + ": open cgroup.kill", errno);
+  if (const int error = errno; error != ENOENT) {
+    return ErrnoError(path_ + ": open cgroup.kill", error);
+  }
   // Without cgroup.kill a forking process can add members while we iterate.
   std::set<pid_t> signalled;
   for (int round = 0; round < 16; ++round) {

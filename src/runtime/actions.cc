@@ -23,6 +23,9 @@ void Daemon::Feed(core::Actions actions) {
     core::Action a = std::move(pending_.front());
     pending_.pop_front();
     Do(a);
+    // The lines before a start are written once it is under way: a chain
+    // of starts (a system's start, a group restart) is not held back.
+    if (std::holds_alternative<core::Spawn>(a)) WriteUnwritten();
   }
   feeding_ = false;
   WriteUnwritten();

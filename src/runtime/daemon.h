@@ -116,12 +116,14 @@ class Daemon {
   Result<std::monostate> ApplyDeviceFilter(const spec::Component& c,
                                            const platform::Cgroup* cgroup);
   // A new cgroup `label` for a process of c, with its limits and filter
-  // (nullopt where there are no cgroups, or it could not be made: said).
+  // (nullopt where there are no cgroups, or it could not be made: said;
+  // `ahead` of its start: an error, unsaid).
   struct NewCgroup {
     std::optional<platform::Cgroup> cgroup;
     bool memory_limited = false;
   };
-  Result<NewCgroup> MakeCgroup(const std::string& label, const spec::Component& c);
+  Result<NewCgroup> MakeCgroup(const std::string& label, const spec::Component& c,
+                               bool ahead = false);
   // The cgroup for the next start of `name`: one made ahead (PrepareCgroup)
   // if there is one, else a new one.
   Result<NewCgroup> CgroupForStart(const std::string& name, core::Incarnation inc,
@@ -157,6 +159,8 @@ class Daemon {
   // Stops the spares of `name` (it was stopped or given up) and starts no
   // more until its next start.
   void RetireSpares(const std::string& name);
+  // The same for `name` and, for a supervisor, every node below it.
+  void RetireSparesUnder(const std::string& name);
   void DropReadyCgroup(const std::string& name);
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();

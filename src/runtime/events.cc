@@ -101,6 +101,12 @@ void Daemon::OnExit(core::Incarnation inc) {
   ChargeConsumer(name, &actions);
   Feed(std::move(actions));
   RemoveDeadCgroups();  // after the restart: an rmdir is not on its path
+  // An end of its own after which it stays down (temporary, transient and
+  // normal, given up): the cgroup made for its next start goes.
+  if (ready_cgroups_.contains(name)) {
+    auto st = sup_.StatusOf(name);
+    if (!st || st->state == "stopped" || st->gave_up) DropReadyCgroup(name);
+  }
   for (auto& [channel_name, error] : std::exchange(blame_later_, {})) Blame(channel_name, error);
 }
 

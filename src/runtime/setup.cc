@@ -175,12 +175,15 @@ void Daemon::SetUpCgroups() {
           : "");
 }
 
-Result<Daemon::NewCgroup> Daemon::MakeCgroup(const std::string& label, const spec::Component& c) {
+Result<Daemon::NewCgroup> Daemon::MakeCgroup(const std::string& label, const spec::Component& c,
+                                             bool ahead) {
   NewCgroup made;
   if (cgroups_) {
     auto cg = cgroups_->CreateChild(label);
     if (cg) {
       made.cgroup.emplace(std::move(cg).value());
+    } else if (ahead) {
+      return cg.error();  // the start will try again, and say so
     } else {
       Say("{}: {}; its tree is tracked by process group only", c.name, cg.error().message);
     }
@@ -208,12 +211,13 @@ Result<Daemon::NewCgroup> Daemon::CgroupForStart(const std::string& name, core::
 }
 
 void Daemon::PrepareCgroup(const std::string& name, const spec::Component& c) {
+  // Where limits cannot be had the start says why (or fails): not here.
   if (!cgroups_ || exit_code_ || stopping_spares_ || retired_spares_.contains(name) ||
-      ready_cgroups_.contains(name)) {
+      ready_cgroups_.contains(name) || (c.limits.wants_cgroup() && cgroup_limits_unavailable_)) {
     return;
   }
   // A failure here is left for the start itself to meet (and report).
-  auto made = MakeCgroup(fmt::format("{}.next-{}", name, ++ready_serial_), c);
+  auto made = MakeCgroup(fmt::format("{}.next-{}", name, ++ready_serial_), c, true);
   if (made && made->cgroup) ready_cgroups_.emplace(name, std::move(made).value());
 }
 

@@ -347,6 +347,13 @@ void Daemon::DropReadyCgroup(const std::string& name) {
   ready_cgroups_.erase(ready);
 }
 
+void Daemon::RetireSparesUnder(const std::string& name) {
+  RetireSpares(name);
+  auto st = sup_.StatusOf(name);
+  if (!st || !st->is_supervisor) return;
+  for (const std::string& child : st->children) RetireSparesUnder(child);
+}
+
 void Daemon::RetireSpares(const std::string& name) {
   retired_spares_.insert(name);
   refill_pending_.erase(name);

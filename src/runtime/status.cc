@@ -122,7 +122,7 @@ nlohmann::json Daemon::Handle(const nlohmann::json& request) {
       } else {
         SetComponentDown(name, true);
       }
-      RetireSpares(name);
+      RetireSparesUnder(name);
     } else if (verb == "start") {
       down_when_ended_.erase(name);
     }
