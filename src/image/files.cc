@@ -18,6 +18,8 @@ namespace {
 // Large enough that a read(2) per chunk costs little against hashing it.
 constexpr std::size_t kChunk = std::size_t{256} << 10;
 
+}  // namespace
+
 ImageStatus WriteAll(int fd, const char* data, std::size_t size, const std::string& name) {
   while (size > 0) {
     const ssize_t n = ::write(fd, data, size);
@@ -31,7 +33,12 @@ ImageStatus WriteAll(int fd, const char* data, std::size_t size, const std::stri
   return ImageOk();
 }
 
-}  // namespace
+ImageStatus SyncFileSystem(const std::string& path) {
+  platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoImageError("open " + path, errno);
+  if (::syncfs(fd.get()) != 0) return ErrnoImageError("syncfs " + path, errno);
+  return ImageOk();
+}
 
 ImageStatus MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -114,15 +121,27 @@ TempFile::~TempFile() {
 }
 
 ImageStatus TempFile::Install(const std::string& dest, mode_t mode) {
+  auto sealed = Seal(mode);
+  if (!sealed.ok()) return sealed;
+  auto moved = MoveTo(dest);
+  if (!moved.ok()) return moved;
+  return SyncDir(ParentOf(dest));
+}
+
+ImageStatus TempFile::Seal(mode_t mode) {
   // The mode is set before the fsync so that it is as durable as the bytes.
   if (::fchmod(fd_.get(), mode) != 0) return ErrnoImageError("chmod " + path_, errno);
   if (::fsync(fd_.get()) != 0) return ErrnoImageError("fsync " + path_, errno);
+  return ImageOk();
+}
+
+ImageStatus TempFile::MoveTo(const std::string& dest) {
   fd_.Reset();
   if (::rename(path_.c_str(), dest.c_str()) != 0) {
     return ErrnoImageError("rename " + path_ + " to " + dest, errno);
   }
   path_.clear();
-  return SyncDir(ParentOf(dest));
+  return ImageOk();
 }
 
 ImageStatus WriteFileAtomic(const std::string& dir, const std::string& name,

@@ -59,12 +59,23 @@ class TempFile {
   // fsync of dest's directory: after a crash, `dest` is the old file or the
   // new one, whole.
   ImageStatus Install(const std::string& dest, mode_t mode);
+  // Install in two halves, for many files at once with the directory synced
+  // once by the caller: Seal is fchmod and fsync, MoveTo close and rename.
+  ImageStatus Seal(mode_t mode);
+  ImageStatus MoveTo(const std::string& dest);
 
  private:
   TempFile(platform::UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   platform::UniqueFd fd_;
   std::string path_;  // empty once installed (or moved from)
 };
+
+// syncfs(2) of the file system `path` is on: all its dirty data and metadata
+// reach the disk (and a write-back error since the last look is reported).
+ImageStatus SyncFileSystem(const std::string& path);
+
+// write(2) until all of `data` is written (EINTR retried); `name` for errors.
+ImageStatus WriteAll(int fd, const char* data, std::size_t size, const std::string& name);
 
 // Writes `data` to DIR/NAME atomically, as a TempFile (mode 0600).
 ImageStatus WriteFileAtomic(const std::string& dir, const std::string& name, std::string_view data);

@@ -269,6 +269,44 @@ ImageStatus ImageStore::SetInitial(const std::string& name, const std::string& d
   return WriteHistory(name, ImageHistory{digest, std::nullopt, std::nullopt});
 }
 
+ImageStatus ImageStore::SetInitialAll(
+    const std::vector<std::pair<std::string, std::string>>& records) {
+  // In slices, so that the temporary files never hold many descriptors.
+  constexpr std::size_t kSlice = 256;
+  for (std::size_t from = 0; from < records.size(); from += kSlice) {
+    const std::size_t to = std::min(records.size(), from + kSlice);
+    std::vector<internal::TempFile> temps;
+    std::vector<std::string> dests;
+    for (std::size_t i = from; i < to; ++i) {
+      const auto& [name, digest] = records[i];
+      auto path = RefPath(name);
+      if (!path.ok()) return path.error();
+      auto present = CheckObject(digest);
+      if (!present.ok()) return present;
+      auto temp = internal::TempFile::Create(refs_dir(), internal::kTempPrefix);
+      if (!temp.ok()) return temp.error();
+      const std::string text =
+          internal::EncodeHistory(ImageHistory{digest, std::nullopt, std::nullopt});
+      auto written = internal::WriteAll(temp->fd(), text.data(), text.size(), temp->path());
+      if (!written.ok()) return written;
+      temps.push_back(std::move(temp).value());
+      dests.push_back(*path);
+    }
+    for (auto& temp : temps) {
+      if (::fchmod(temp.fd(), 0600) != 0) return ErrnoImageError("chmod " + temp.path(), errno);
+    }
+    // One flush for the slice, not one per file (each fsync on ext4 waits
+    // for a journal commit and a cache flush of its own).
+    auto synced = internal::SyncFileSystem(refs_dir());
+    if (!synced.ok()) return synced;
+    for (std::size_t i = 0; i < temps.size(); ++i) {
+      auto moved = temps[i].MoveTo(dests[i]);
+      if (!moved.ok()) return moved;
+    }
+  }
+  return records.empty() ? ImageOk() : internal::SyncDir(refs_dir());
+}
+
 ImageStatus ImageStore::BeginUpdate(const std::string& name, const std::string& new_digest,
                                     std::chrono::system_clock::time_point now) {
   auto present = CheckObject(new_digest);

@@ -100,6 +100,13 @@ class ImageStore {
   // there is no previous image and no probation. For the first run, with the
   // image the system file names; replaces any record.
   ImageStatus SetInitial(const std::string& name, const std::string& digest);
+  // SetInitial for many (name, digest) at once, as durable, with the disk
+  // flushes shared: all records are written, the file system is synced
+  // (syncfs) once per 256, they are renamed into place, and the directory is
+  // synced once. One at a time, the first run of a system of 1000 components
+  // took 2000 separate flushes.
+  // On an error, the records before the failing one may be in place.
+  ImageStatus SetInitialAll(const std::vector<std::pair<std::string, std::string>>& records);
 
   // `slate update`: `new_digest` becomes current, in probation since `now`.
   // The image to revert to becomes the current one if it was known-good; if

@@ -310,6 +310,43 @@ TEST(ImageStore, UpdateProbationAndRevert) {
   EXPECT_EQ(*store.Revert("api"), b);
 }
 
+// The first run of a large system: many records with one flush, as if
+// written one by one; more than one slice (256), an existing record
+// replaced, nothing temporary left. A bad entry fails the call, naming it.
+TEST(ImageStore, SetInitialAllWritesEveryRecordAtOnce) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp / "images");
+  const std::string a = ImportOrDie(store, tmp, "v1");
+  const std::string b = ImportOrDie(store, tmp, "v2");
+  ASSERT_TRUE(store.SetInitial("c7", b).ok());
+  std::vector<std::pair<std::string, std::string>> records;
+  for (int i = 0; i < 300; ++i) records.emplace_back("c" + std::to_string(i), i % 2 ? a : b);
+  auto all = store.SetInitialAll(records);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  for (const auto& [name, digest] : records) {
+    EXPECT_EQ(*store.History(name), (ImageHistory{digest, std::nullopt, std::nullopt})) << name;
+  }
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(tmp / "images/refs")) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
+    ++files;
+  }
+  EXPECT_EQ(files, 300U);
+  EXPECT_TRUE(store.SetInitialAll({}).ok());
+
+  auto bad_name = store.SetInitialAll({{"ok1", a}, {"../x", a}});
+  ASSERT_FALSE(bad_name.ok());
+  EXPECT_EQ(bad_name.error().code, ImageErrc::kInvalidArgument);
+  EXPECT_NE(bad_name.error().message.find("../x"), std::string::npos) << bad_name.error().message;
+  auto not_imported = store.SetInitialAll({{"ok2", kAbcDigest}});
+  ASSERT_FALSE(not_imported.ok());
+  EXPECT_EQ(not_imported.error().code, ImageErrc::kNotFound);
+  EXPECT_FALSE(store.History("ok2").ok());
+  for (const auto& e : std::filesystem::directory_iterator(tmp / "images/refs")) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
+  }
+}
+
 TEST(ImageStore, HistoryOperationsCheckNamesRecordsAndObjects) {
   TempDir tmp;
   auto store = OpenOrDie(tmp / "images");

@@ -35,6 +35,7 @@ Result<std::monostate> Daemon::SetUpImages() {
   if (!store) return MakeError(fmt::format("images: {}", store.error().ToError().message));
   images_.emplace(std::move(store).value());
   std::map<std::string, std::string> imported;  // exec[0] -> digest: one hash per program
+  std::vector<std::pair<std::string, std::string>> first_runs;  // (name, digest): one sync
   for (const spec::Component& c : system_->components) {
     const std::string& program = c.exec.at(0);
     auto known = imported.find(program);
@@ -51,9 +52,7 @@ Result<std::monostate> Daemon::SetUpImages() {
     const std::string& digest = known->second;
     auto history = images_->History(c.name);
     if (!history) {
-      if (auto st = images_->SetInitial(c.name, digest); !st) {
-        return MakeError(fmt::format("{}: {}", c.name, st.error().ToError().message));
-      }
+      first_runs.emplace_back(c.name, digest);
     } else if (history->current != digest && history->previous != digest) {
       // The program at exec[0] changed since the last run: a new version,
       // tried in probation like an update.
@@ -67,6 +66,9 @@ Result<std::monostate> Daemon::SetUpImages() {
     } else if (history->in_probation()) {
       probation_[c.name] = Probation{};  // an update the last run did not see through
     }
+  }
+  if (auto st = images_->SetInitialAll(first_runs); !st) {
+    return MakeError(fmt::format("images: {}", st.error().ToError().message));
   }
   // Images no component's history names any more (older updates, programs
   // of components taken out of the file keep theirs until forgotten).
