@@ -320,9 +320,9 @@ class Daemon {
   std::deque<core::Action> pending_;
   bool feeding_ = false;
   // Journal lines (and their echo) of events emitted while actions are
-  // being fed: written when the feeding ends, so a restart is not behind
-  // them, and always before `slate status` (served between feedings) can
-  // show what they report (SPEC section 8).
+  // being fed: written after each start and when the feeding ends, so a
+  // restart is not behind them, and always before `slate status` (served
+  // between feedings) can show what they report (SPEC section 8).
   struct Unwritten {
     core::Event event;
     Time mono{};
