@@ -289,11 +289,9 @@ ImageStatus ImageStore::SetInitialAll(
           internal::EncodeHistory(ImageHistory{digest, std::nullopt, std::nullopt});
       auto written = internal::WriteAll(temp->fd(), text.data(), text.size(), temp->path());
       if (!written.ok()) return written;
+      if (::fchmod(temp->fd(), 0600) != 0) return ErrnoImageError("chmod " + temp->path(), errno);
       temps.push_back(std::move(temp).value());
       dests.push_back(*path);
-    }
-    for (auto& temp : temps) {
-      if (::fchmod(temp.fd(), 0600) != 0) return ErrnoImageError("chmod " + temp.path(), errno);
     }
     // One flush for the slice, not one per file (each fsync on ext4 waits
     // for a journal commit and a cache flush of its own).

@@ -324,7 +324,8 @@ void Daemon::OnRefillTimer() {
   (void)refill_timer_->Acknowledge();
   for (const auto& [name, c] : std::exchange(refill_pending_, {})) {
     FillSpares(name, *c);
-    if (cgroups_) cgroups_to_prepare_[name] = c;
+    // One with spares restarts by promoting one, in the spare's cgroup.
+    if (cgroups_ && c->standby == 0) cgroups_to_prepare_[name] = c;
   }
   // A few cgroups a round (each is a mkdir, an open and a BPF attach, some
   // 70 us here), so that after a group restart of many children the loop
@@ -335,9 +336,8 @@ void Daemon::OnRefillTimer() {
     PrepareCgroup(next->first, *next->second);
     cgroups_to_prepare_.erase(next);
   }
-  if (!cgroups_to_prepare_.empty() && refill_pending_.empty()) {
+  if (!cgroups_to_prepare_.empty())
     (void)refill_timer_->ArmAt(Now() + std::chrono::milliseconds(1));
-  }
 }
 
 void Daemon::DropReadyCgroup(const std::string& name) {
