@@ -316,8 +316,16 @@ void Daemon::ScheduleRefill(const std::string& name, const spec::Component& c) {
     refill_timer_.emplace(std::move(timer).value());
     (void)loop_->Add(refill_timer_->fd(), EPOLLIN, [this](std::uint32_t) { OnRefillTimer(); });
   }
+  // Armed already (another refill, or cgroups still to make): it fires as
+  // soon or sooner. Pushing it back at every start would leave a component
+  // restarting more often than every 2 ms without spares at all.
+  const bool armed = !refill_pending_.empty() || !cgroups_to_prepare_.empty();
   refill_pending_[name] = &c;
-  if (!refill_timer_->ArmAt(Now() + kRefillDelay)) FillSpares(name, c);
+  if (armed) return;
+  if (!refill_timer_->ArmAt(Now() + kRefillDelay)) {
+    refill_pending_.erase(name);
+    FillSpares(name, c);
+  }
 }
 
 void Daemon::OnRefillTimer() {
@@ -336,7 +344,8 @@ void Daemon::OnRefillTimer() {
     PrepareCgroup(next->first, *next->second);
     cgroups_to_prepare_.erase(next);
   }
-  if (!cgroups_to_prepare_.empty())
+  // ScheduleRefill counts on the timer being armed while anything waits.
+  if (!cgroups_to_prepare_.empty() || !refill_pending_.empty())
     (void)refill_timer_->ArmAt(Now() + std::chrono::milliseconds(1));
 }
 

@@ -262,6 +262,35 @@ state = { size = "16MiB" }
   EXPECT_EQ(sut.Wait(), 0);
 }
 
+// A component that fails again as soon as it is promoted restarts faster than
+// the pool is refilled (a refill waits 2 ms, off the promotion's path). The
+// refills still come, every 2 ms or so, and keep a share of the restarts on
+// promotion (about a third of them here, 200 restarts in 0.25 s).
+TEST(Standby, ACrashLoopFasterThanTheRefillStillFindsSpares) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+children = ["c"]
+intensity = 200
+period = "60s"
+[component.c]
+exec = ["{peer}", "crash"]
+standby = 1
+)");
+  sut.Start();
+  // 201 failures in a row, with no backoff, end the system.
+  const std::optional<int> code = sut.Wait(milliseconds(60000));
+  ASSERT_TRUE(code.has_value()) << sut.RunLog();
+  EXPECT_NE(*code, 0);
+  const std::vector<Json> restarts = sut.Events("child_restarting", "c");
+  const std::vector<Json> promoted = sut.Events("standby_promoted", "c");
+  ASSERT_EQ(restarts.size(), 200U) << sut.RunLog();
+  const std::int64_t loop_ns = restarts.back()["mono_ns"].get<std::int64_t>() -
+                               restarts.front()["mono_ns"].get<std::int64_t>();
+  // Not the first spare alone: the pool came back while the loop ran.
+  EXPECT_GE(promoted.size(), 5U) << promoted.size() << " of " << restarts.size()
+                                 << " restarts promoted a spare in " << loop_ns / 1000 << " us";
+}
+
 // Issue 8: kill -9 of `slate run` leaves no component running (spares
 // included), and the next `slate run` finds committed state and queued
 // messages as they were.
