@@ -268,7 +268,7 @@ void Plot(const std::vector<Row>& rows) {
     for (const Row& r : rows) {
       const double v = f.value(r);
       const int marks = v > 0 && low > 0 ? 1 + static_cast<int>(8 * std::log10(v / low)) : 0;
-      fmt::print("  N={:<5} {:<10} {:<40} {}\n", r.n, r.fs_type,
+      fmt::print("  N={:<5} {:<15} {:<40} {}\n", r.n, r.fs_type,
                  std::string(static_cast<std::size_t>(marks), '#'), f.text(v));
     }
   }
@@ -284,7 +284,7 @@ int Main(int argc, char** argv) {
   fmt::print(
       "scale: N components (the probe, ready = \"spawn\") under one one_for_all "
       "supervisor; group restart: kill -9 of one -> all N replaced\n\n");
-  fmt::print("{:>5} {:<18} {:>10} {:>9} {:>14} {:>12} {:>7} {:>10} {:>10} {:>10}\n", "N",
+  fmt::print("{:>5} {:<26} {:>10} {:>9} {:>14} {:>12} {:>7} {:>10} {:>10} {:>10}\n", "N",
              "state_dir on", "start", "RSS", "status --json", "/bin/true", "ratio",
              fmt::format("idle cs/{:g}s", o.idle_ms / 1000.0), "group rst", "shutdown");
   Json rows = Json::array();
@@ -301,14 +301,14 @@ int Main(int argc, char** argv) {
       std::string where = fmt::format("{} ({})", base, r.fs_type);
       if (r.status == "ok") {
         fmt::print(
-            "{:>5} {:<18} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10} {:>10}\n", n,
+            "{:>5} {:<26} {:>10} {:>5.1f} MiB {:>14} {:>12} {:>6.1f}x {:>10} {:>10} {:>10}\n", n,
             where, FormatNs(r.start_ns), static_cast<double>(r.rss_kb) / 1024.0, FormatNs(status),
             FormatNs(baseline), baseline > 0 ? status / baseline : 0, r.idle_switches,
             FormatNs(r.group_restart_ns), FormatNs(r.shutdown_ns));
         plotted.push_back(r);
       } else {
         ok = false;
-        fmt::print("{:>5} {:<18} {}\n", n, where, r.status);
+        fmt::print("{:>5} {:<26} {}\n", n, where, r.status);
       }
       std::fflush(stdout);
       Json j{{"n", n},
