@@ -52,6 +52,8 @@ class Daemon {
     // Its cgroup has memory_max (and memory.oom.group): an OOM kill there
     // ends all of it, and the end is `oom`.
     bool memory_limited = false;
+    // A promoted spare's: our copy of its output pipe's write end (Spare).
+    platform::UniqueFd output_hold;
   };
 
   // A standby spare (standby.cc): started, not yet promoted.
@@ -64,6 +66,11 @@ class Daemon {
     std::optional<platform::Cgroup> cgroup;
     bool memory_limited = false;  // as Child's
     bool parked = false;          // it said it waits in slate_await_activation
+    // Our copy of its output pipe's write end, kept until its end is handled
+    // (OnExit, or its Spare dropped): the pipe's EOF at its death does not
+    // wake us before its pidfd does, which on this VM cost the promotion
+    // that follows 40-80 us (docs/benchmarks.md).
+    platform::UniqueFd output_hold;
   };
 
   // A channel as the runtime keeps it.

@@ -131,7 +131,7 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
   spare->memory_limited = made->memory_limited;
   if (spare->cgroup) req.cgroup = &spare->cgroup->handle();
   auto process = platform::Spawn(req);
-  out->write.Reset();
+  spare->output_hold = std::move(out->write);
   theirs.Reset();
   if (!process) {
     if (spare->cgroup) dying_cgroups_.push_back(std::move(*spare->cgroup));
@@ -287,8 +287,9 @@ bool Daemon::Promote(const core::Spawn& s) {
   const core::Incarnation inc = s.incarnation;
   (void)loop_->Add(pidfd, EPOLLIN, [this, inc](std::uint32_t) { OnExit(inc); });
   by_pid_[pid] = inc;
-  children_.emplace(inc, Child{inc, s.name, std::move(*spare.process), std::nullopt,
-                               std::move(spare.cgroup), spare.memory_limited});
+  children_.emplace(
+      inc, Child{inc, s.name, std::move(*spare.process), std::nullopt, std::move(spare.cgroup),
+                 spare.memory_limited, std::move(spare.output_hold)});
   it->second.erase(pick);
 
   core::Event e;
