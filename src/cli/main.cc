@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/verbs.h"
+#include "runtime/runtime.h"
 
 namespace slate::cli {
 namespace {
@@ -52,6 +53,11 @@ int Main(int argc, char** argv) {
     sub->set_help_flag("--help,-h", "show this verb's help");
     v.options(*sub, opts);
     subs.emplace_back(sub, &v);
+  }
+
+  // The runtime's own use of this program, not a verb (runtime.h).
+  if (argc >= 2 && std::string_view(argv[1]) == runtime::kReadStoreCommand) {
+    return runtime::ReadStoreMain(argc, argv);
   }
 
   // `slate help [VERB]` is ours, not CLI11's: VERB must not be parsed as

@@ -114,11 +114,37 @@ TEST(Ladder, GiveUpLeavesTheChildFailedAndTheSystemRunning) {
   EXPECT_EQ(h.State("a"), "failed");
   EXPECT_TRUE(h.StatusOf("a").gave_up);
   EXPECT_EQ(h.Last("child_gave_up").node, "a");
+  EXPECT_EQ(h.Last("child_gave_up").streak, 2);  // what reached the step
   EXPECT_FALSE(h.finish_code.has_value());
   EXPECT_EQ(h.State("b"), "running");
-  // An operator's start is a fresh chance.
+  // An operator's start is a fresh chance: a new episode, the ladder rewound.
   h.StartChild("a");
   EXPECT_EQ(h.State("a"), "running");
+  EXPECT_EQ(h.StatusOf("a").streak, 0);
+  EXPECT_EQ(h.StatusOf("a").next_step, "rollback_state");
+  EXPECT_FALSE(h.StatusOf("a").in_episode);  // checkpoints are taken again
+  h.Crash("a");
+  h.Crash("a");
+  EXPECT_EQ(h.steps.back().second, "rollback_state");
+  EXPECT_EQ(h.step_began.back(), h.now);
+}
+
+// The runtime checkpoints only outside an episode: not while a streak runs,
+// nor between a step and the end of its episode (healthy_after), when the
+// streak count has started again but the state is still on trial.
+TEST(Ladder, AnEpisodeLastsFromTheFirstFailureUntilHealthyAfter) {
+  Harness h(kLadder);
+  h.Start();
+  EXPECT_FALSE(h.StatusOf("a").in_episode);
+  h.Crash("a");
+  EXPECT_TRUE(h.StatusOf("a").in_episode);
+  h.Crash("a");  // the step: the streak count starts again
+  EXPECT_EQ(h.StatusOf("a").streak, 0);
+  EXPECT_TRUE(h.StatusOf("a").in_episode);
+  h.Advance(seconds(9));
+  EXPECT_TRUE(h.StatusOf("a").in_episode);
+  h.Advance(seconds(2));
+  EXPECT_FALSE(h.StatusOf("a").in_episode);
 }
 
 TEST(Ladder, GiveUpOnACriticalChildShutsTheSystemDownWithExit3) {

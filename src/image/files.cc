@@ -185,11 +185,16 @@ ImageResult<std::string> ReadFile(const std::string& path) {
 }
 
 ImageResult<int> RemoveTempFiles(const std::string& dir) {
+  return RemoveEntries(dir, [](const std::string& name) { return name.starts_with(kTempPrefix); });
+}
+
+ImageResult<int> RemoveEntries(const std::string& dir,
+                               const std::function<bool(const std::string&)>& doomed) {
   auto names = ListDir(dir);
   if (!names.ok()) return names.error();
   int removed = 0;
   for (const auto& name : *names) {
-    if (!name.starts_with(kTempPrefix)) continue;
+    if (!doomed(name)) continue;
     std::string path = dir;
     path.append("/").append(name);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

@@ -3,6 +3,7 @@
 // it copies, and directory syncs.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -89,5 +90,9 @@ ImageResult<std::string> ReadFile(const std::string& path);
 // Removes the entries of `dir` whose names begin with kTempPrefix; returns how
 // many.
 ImageResult<int> RemoveTempFiles(const std::string& dir);
+
+// Removes the entries of `dir` whose names `doomed` picks; returns how many.
+ImageResult<int> RemoveEntries(const std::string& dir,
+                               const std::function<bool(const std::string&)>& doomed);
 
 }  // namespace slate::image::internal

@@ -19,6 +19,7 @@ namespace {
 
 constexpr mode_t kObjectMode = 0555;     // read-only: nothing of ours ever writes an object
 constexpr mode_t kReinstallMode = 0755;  // for a destination that did not exist
+constexpr mode_t kInstalledMode = 0555;  // what components run: read-only too
 constexpr std::string_view kRefSuffix = ".json";
 
 // The system file's names ([A-Za-z0-9][A-Za-z0-9_-]{0,63}) plus what the
@@ -62,6 +63,12 @@ ImageError Mismatch(const std::string& path, const std::string& actual) {
       "image object " + path + " does not match its digest: its content hashes to " + actual);
 }
 
+// Removes what a crash left in installed/: every entry that is not named by
+// a digest (Reinstall's temporary files begin with ".").
+ImageResult<int> RemoveStrays(const std::string& dir) {
+  return internal::RemoveEntries(dir, [](const std::string& name) { return !IsDigest(name); });
+}
+
 ImageResult<platform::UniqueFd> LockDir(const std::string& dir) {
   const std::string path = dir + "/slate.lock";
   platform::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -90,15 +97,16 @@ ImageResult<ImageStore> ImageStore::Open(const std::string& dir) {
   auto lock = LockDir(dir);
   if (!lock.ok()) return lock.error();
   ImageStore store(dir, std::move(*lock));
-  for (const std::string& sub : {store.objects_dir(), store.refs_dir()}) {
+  for (const std::string& sub : {store.objects_dir(), store.refs_dir(), store.installed_dir()}) {
     auto made = internal::MakeDir(sub);
     if (!made.ok()) return made.error();
-    if (sub == store.objects_dir() && ::chmod(sub.c_str(), 0711) != 0) {
+    if (sub != store.refs_dir() && ::chmod(sub.c_str(), 0711) != 0) {
       return ErrnoImageError("chmod " + sub, errno);
     }
-    // A temp file is an import or a record write that a crash interrupted
-    // before its rename: nothing refers to it.
-    auto removed = internal::RemoveTempFiles(sub);
+    // A temp file is an import, a record write or an install that a crash
+    // interrupted before its rename: nothing refers to it.
+    auto removed =
+        sub == store.installed_dir() ? RemoveStrays(sub) : internal::RemoveTempFiles(sub);
     if (!removed.ok()) return removed.error();
     if (*removed > 0) {
       auto synced = internal::SyncDir(sub);
@@ -146,16 +154,22 @@ ImageStatus ImageStore::Verify(const std::string& digest) const {
 }
 
 ImageStatus ImageStore::Reinstall(const std::string& digest, const std::string& dest_path) const {
-  auto path = Path(digest);
-  if (!path.ok()) return path.error();
   if (dest_path.empty() || dest_path.back() == '/') {
     return MakeImageError(ImageErrc::kInvalidArgument,
                           "'" + dest_path + "' is not a file path to reinstall to");
   }
+  const std::string base = dest_path.substr(dest_path.find_last_of('/') + 1);
+  return CopyObject(digest, dest_path, "." + base + ".slate-tmp-", kReinstallMode);
+}
+
+ImageStatus ImageStore::CopyObject(const std::string& digest, const std::string& dest_path,
+                                   std::string_view temp_prefix, mode_t new_mode) const {
+  auto path = Path(digest);
+  if (!path.ok()) return path.error();
   auto in = OpenObject(digest, *path);
   if (!in.ok()) return in.error();
 
-  mode_t mode = kReinstallMode;
+  mode_t mode = new_mode;
   struct stat st {};
   if (::lstat(dest_path.c_str(), &st) == 0) {
     if (S_ISREG(st.st_mode)) mode = st.st_mode & 07777;
@@ -163,14 +177,55 @@ ImageStatus ImageStore::Reinstall(const std::string& digest, const std::string& 
     return ErrnoImageError("stat " + dest_path, errno);
   }
 
-  const std::string dest_dir = internal::ParentOf(dest_path);
-  const std::string base = dest_path.substr(dest_path.find_last_of('/') + 1);
-  auto temp = internal::TempFile::Create(dest_dir, "." + base + ".slate-tmp-");
+  auto temp = internal::TempFile::Create(internal::ParentOf(dest_path), temp_prefix);
   if (!temp.ok()) return temp.error();
   auto actual = internal::CopyHashed(in->get(), *path, temp->fd(), temp->path());
   if (!actual.ok()) return actual.error();
   if (*actual != digest) return Mismatch(*path, *actual);  // dest untouched; temp removed
   return temp->Install(dest_path, mode);
+}
+
+// --- Installed copies ---
+
+ImageResult<std::string> ImageStore::InstalledPath(const std::string& digest) const {
+  auto valid = CheckDigest(digest);
+  if (!valid.ok()) return valid.error();
+  return installed_dir() + "/" + digest;
+}
+
+ImageResult<std::string> ImageStore::Install(const std::string& digest) {
+  auto path = InstalledPath(digest);
+  if (!path.ok()) return path.error();
+  struct stat st {};
+  if (::lstat(path->c_str(), &st) == 0 && S_ISREG(st.st_mode)) return path;
+  auto copied = CopyObject(digest, *path, ".", kInstalledMode);
+  if (!copied.ok()) return copied.error();
+  return path;
+}
+
+ImageStatus ImageStore::VerifyInstalled(const std::string& digest) const {
+  auto path = InstalledPath(digest);
+  if (!path.ok()) return path.error();
+  auto fd = internal::OpenRegular(*path, /*follow=*/false);
+  if (!fd.ok()) {
+    switch (fd.error().code) {
+      case ImageErrc::kNotFound:
+        return ImageError{ImageErrc::kNotFound,
+                          "image " + digest + " is not installed (" + *path + ")", ENOENT};
+      case ImageErrc::kInvalidArgument:
+        return MakeImageError(ImageErrc::kCorrupt, "installed image " + fd.error().message);
+      default: return fd.error();
+    }
+  }
+  auto actual = internal::CopyHashed(fd->get(), *path, -1, "");
+  if (!actual.ok()) return actual.error();
+  if (*actual != digest) {
+    return MakeImageError(ImageErrc::kCorrupt, "installed image " + *path +
+                                                   " does not match its digest: its content "
+                                                   "hashes to " +
+                                                   *actual);
+  }
+  return ImageOk();
 }
 
 ImageResult<std::vector<std::string>> ImageStore::Prune() {
@@ -206,6 +261,17 @@ ImageResult<std::vector<std::string>> ImageStore::Prune() {
   if (!removed.empty()) {
     auto synced = internal::SyncDir(objects_dir());
     if (!synced.ok()) return synced.error();
+  }
+  // Copies made from objects gone now, or long ago (a copy is made again
+  // from its object when needed).
+  auto installed = internal::ListDir(installed_dir());
+  if (!installed.ok()) return installed.error();
+  for (const auto& name : *installed) {
+    if (!IsDigest(name) || keep.contains(name)) continue;
+    const std::string path = installed_dir() + "/" + name;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoImageError("remove " + path, errno);
+    }
   }
   std::sort(removed.begin(), removed.end());
   return removed;

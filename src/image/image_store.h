@@ -6,9 +6,11 @@
 //
 // On disk (docs/images.md):
 //   DIR/objects/sha256-HEX   an image, mode 0555, named by the SHA-256 of its bytes
+//   DIR/installed/sha256-HEX the copy of that image that components run
 //   DIR/refs/NAME.json       a component's ImageHistory (history.h)
 //   DIR/slate.lock           held (flock) by the open ImageStore
-// Entries beginning with ".tmp-" are work in progress; Open removes them.
+// Entries beginning with ".tmp-" (in installed/: with ".") are work in
+// progress; Open removes them.
 //
 // Guarantees:
 // - An object is whole or absent: it is written under a temporary name,
@@ -28,8 +30,11 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/types.h>
 
 #include "image/digest.h"
 #include "image/history.h"
@@ -78,9 +83,28 @@ class ImageStore {
   // object does not match its digest), kIo, kInvalidArgument.
   ImageStatus Reinstall(const std::string& digest, const std::string& dest_path) const;
 
-  // Removes every object that no record names; returns their digests in
-  // order. Errors: kCorrupt (a record cannot be read; nothing is removed, as
-  // what it names is unknown), kIo.
+  // --- Installed copies ---
+  //
+  // Components do not run the object itself but DIR/installed/DIGEST, a copy
+  // of it (mode 0555): the object stays the reference that a damaged copy is
+  // put back from (reinstall_image), whatever happened to what runs.
+
+  // DIR/installed/DIGEST, made from the object (Reinstall) if it is not
+  // there; an existing copy is not re-hashed. Errors: as Reinstall's.
+  ImageResult<std::string> Install(const std::string& digest);
+
+  // DIR/installed/DIGEST; whether it exists is not checked. Errors:
+  // kInvalidArgument (a malformed digest).
+  ImageResult<std::string> InstalledPath(const std::string& digest) const;
+
+  // Re-hashes the installed copy. Errors: kNotFound (not installed), kCorrupt
+  // (its content does not match the digest, or it is not a regular file),
+  // kIo, kInvalidArgument.
+  ImageStatus VerifyInstalled(const std::string& digest) const;
+
+  // Removes every object, and every installed copy, that no record names;
+  // returns the digests of the objects in order. Errors: kCorrupt (a record
+  // cannot be read; nothing is removed, as what it names is unknown), kIo.
   ImageResult<std::vector<std::string>> Prune();
 
   // --- Per-component history ---
@@ -137,6 +161,9 @@ class ImageStore {
       : dir_(std::move(dir)), lock_(std::move(lock)) {}
   std::string objects_dir() const { return dir_ + "/objects"; }
   std::string refs_dir() const { return dir_ + "/refs"; }
+  std::string installed_dir() const { return dir_ + "/installed"; }
+  ImageStatus CopyObject(const std::string& digest, const std::string& dest_path,
+                         std::string_view temp_prefix, mode_t new_mode) const;
   ImageResult<std::string> RefPath(const std::string& name) const;
   ImageStatus CheckObject(const std::string& digest) const;
   ImageStatus WriteHistory(const std::string& name, const ImageHistory& history);

@@ -264,6 +264,48 @@ TEST(ImageStore, ReinstallRefusesACorruptOrMissingObjectAndLeavesDestAlone) {
   EXPECT_EQ(Entries(tmp / ""), (std::vector<std::string>{"images", "sensor", "src-image"}));
 }
 
+// --- Installed copies ---
+
+TEST(ImageStore, InstallMakesAReadOnlyCopyOnceAndVerifyInstalledChecksIt) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp / "images");
+  const std::string digest = ImportOrDie(store, tmp, "good image");
+  EXPECT_EQ(store.VerifyInstalled(digest).error().code, ImageErrc::kNotFound);
+
+  auto path = store.Install(digest);
+  ASSERT_TRUE(path.ok()) << path.error().message;
+  EXPECT_EQ(*path, *store.InstalledPath(digest));
+  EXPECT_EQ(*path, tmp / ("images/installed/" + digest));
+  EXPECT_NE(*path, *store.Path(digest));  // a copy, not the object
+  EXPECT_EQ(ReadFile(*path), "good image");
+  EXPECT_EQ(ModeOf(*path), 0555u);
+  EXPECT_TRUE(store.VerifyInstalled(digest).ok());
+  EXPECT_EQ(Entries(tmp / "images/installed"), std::vector<std::string>{digest});
+
+  // A damaged copy is reported, and not replaced by Install (which does not
+  // re-hash what is there), only by Reinstall from the intact object.
+  Corrupt(*path);
+  auto damaged = store.VerifyInstalled(digest);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.error().code, ImageErrc::kCorrupt);
+  EXPECT_NE(damaged.error().message.find("installed image"), std::string::npos)
+      << damaged.error().message;
+  ASSERT_TRUE(store.Install(digest).ok());
+  EXPECT_FALSE(store.VerifyInstalled(digest).ok());
+  ASSERT_TRUE(store.Reinstall(digest, *path).ok());
+  EXPECT_TRUE(store.VerifyInstalled(digest).ok());
+  EXPECT_TRUE(store.Verify(digest).ok());
+
+  // A copy is made only from an intact object.
+  ASSERT_EQ(::unlink(path->c_str()), 0);
+  Corrupt(*store.Path(digest));
+  auto refused = store.Install(digest);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ImageErrc::kCorrupt);
+  EXPECT_TRUE(Entries(tmp / "images/installed").empty());
+  EXPECT_EQ(store.Install("sha256-nope").error().code, ImageErrc::kInvalidArgument);
+}
+
 // --- History ---
 
 TEST(ImageStore, UpdateProbationAndRevert) {
@@ -432,9 +474,11 @@ TEST(ImageStore, OpenRemovesWhatACrashLeftBetweenWriteAndRename) {
   // a temp file with part of the content, in the directory of the final name.
   WriteFile(tmp / "images/objects/.tmp-Ab12Cd", "half an ima");
   WriteFile(tmp / "images/refs/.tmp-Ef34Gh", "{\"current\":");
+  WriteFile(tmp / "images/installed/.Ij56Kl", "half a co");
   auto store = OpenOrDie(tmp / "images");
   EXPECT_EQ(Entries(tmp / "images/objects"), std::vector<std::string>{a});
   EXPECT_EQ(Entries(tmp / "images/refs"), std::vector<std::string>{"api.json"});
+  EXPECT_TRUE(Entries(tmp / "images/installed").empty());
   EXPECT_EQ(*store.Current("api"), a);
   EXPECT_TRUE(store.Verify(a).ok());
 }
@@ -449,12 +493,17 @@ TEST(ImageStore, PruneKeepsWhatARecordNames) {
   ASSERT_TRUE(store.SetInitial("api", a).ok());
   ASSERT_TRUE(store.BeginUpdate("api", b, system_clock::now()).ok());
   ASSERT_TRUE(store.SetInitial("sensor", c).ok());
+  for (const auto& x : {a, b, c, d}) ASSERT_TRUE(store.Install(x).ok());
 
   auto pruned = store.Prune();
   ASSERT_TRUE(pruned.ok()) << pruned.error().message;
   EXPECT_EQ(*pruned, std::vector<std::string>{d});
   for (const auto& kept : {a, b, c}) EXPECT_TRUE(store.Verify(kept).ok());
   EXPECT_EQ(store.Verify(d).error().code, ImageErrc::kNotFound);
+  // The installed copies go with their objects.
+  std::vector<std::string> installed{a, b, c};
+  std::sort(installed.begin(), installed.end());
+  EXPECT_EQ(Entries(tmp / "images/installed"), installed);
 
   ASSERT_TRUE(store.Forget("sensor").ok());
   ASSERT_TRUE(store.Forget("sensor").ok());

@@ -82,7 +82,9 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   std::optional<platform::ReadinessPipe> readiness;
   platform::SpawnRequest req;
   req.argv = c.exec;
-  req.argv[0] = ImagePath(c);  // the image store's copy (SPEC section 6)
+  auto image = ImagePath(c);  // the image store's copy (SPEC section 6)
+  if (!image) return fail(image.error().message);
+  req.argv[0] = *image;
   req.env = ComponentEnv(s.name, c);
   req.cwd = system_->base_dir;
   auto mounts = MountsFor(s.name, c);

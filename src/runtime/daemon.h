@@ -218,6 +218,10 @@ class Daemon {
   void OnCheckpointTick(const std::string& name);
   void OnStoreJobs(const std::string& name);
   void DoApplyStep(const core::ApplyStep& a);
+  // After a sanitize: `slate __read-store` as a hook; done(false, why) when
+  // the store does not read whole, done(true, note) otherwise (the note says
+  // if it could not be read at all, which is no verdict on the store).
+  void CheckStore(const std::string& name, const spec::Component& c, const HookDone& done);
   void ResetDevices(const std::string& name, const spec::Component& c, const HookDone& done,
                     std::size_t from = 0);
   nlohmann::json StateJson(const std::string& name) const;
@@ -228,7 +232,9 @@ class Daemon {
     std::optional<Time> ready_at;  // since when it has run without failing
   };
   Result<std::monostate> SetUpImages();
-  std::string ImagePath(const spec::Component& c);
+  // The installed copy of the image `c` runs (exec[0] itself where the
+  // store has none); an error when its object cannot be installed.
+  Result<std::string> ImagePath(const spec::Component& c);
   void EmitImage(const std::string& type, const std::string& name, std::string detail);
   void OnImageFailure(const std::string& name, const spec::Component& c);
   void OnImageReady(const std::string& name, const spec::Component& c);

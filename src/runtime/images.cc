@@ -78,7 +78,7 @@ Result<std::monostate> Daemon::SetUpImages() {
   return std::monostate{};
 }
 
-std::string Daemon::ImagePath(const spec::Component& c) {
+Result<std::string> Daemon::ImagePath(const spec::Component& c) {
   if (!images_) return c.exec.at(0);
   // Every restart spawns: no file read for an image that has not changed.
   if (auto cached = image_paths_.find(c.name); cached != image_paths_.end()) {
@@ -86,13 +86,16 @@ std::string Daemon::ImagePath(const spec::Component& c) {
   }
   auto digest = images_->Current(c.name);
   if (!digest) {
-    // A program that did not exist at start: import it now, if it exists.
+    // A program that did not exist at start: import it now, if it exists
+    // (if not, its start fails naming exec[0]).
     auto imported = images_->Import(c.exec.at(0));
     if (!imported || !images_->SetInitial(c.name, *imported)) return c.exec.at(0);
     digest = imported;
   }
-  auto path = images_->Path(*digest);
-  if (!path) return c.exec.at(0);
+  // What runs is the installed copy, made from the object the first time:
+  // a damaged object is refused here, and the start fails with why.
+  auto path = images_->Install(*digest);
+  if (!path) return MakeError(fmt::format("image: {}", path.error().ToError().message));
   image_paths_[c.name] = *path;
   return *path;
 }
@@ -224,25 +227,46 @@ void Daemon::DoImageStep(const core::ApplyStep& a, const std::function<void()>& 
     finish();
     return;
   }
-  // reinstall_image: check the running image's copy; a damaged one is
-  // restored from the system file's program when that has the same hash.
+  // reinstall_image (SPEC section 6): the copy the component runs is
+  // restored from the store's object, whose hash is checked as it is
+  // copied. An object that is damaged too is first restored from the
+  // system file's program, when that still has the same hash.
   auto digest = images_->Current(a.name);
   if (!digest) {
     finish();
     return;
   }
-  auto ok = images_->Verify(*digest);
-  std::string detail = "image verified";
-  if (!ok) {
+  auto path = images_->InstalledPath(*digest);
+  if (!path) {
+    finish();
+    return;
+  }
+  auto before = images_->VerifyInstalled(*digest);
+  std::string was = before ? "the installed copy was intact"
+                           : fmt::format("{}", before.error().ToError().message);
+  auto restored = images_->Reinstall(*digest, *path);
+  std::string from = "from the store";
+  if (!restored && restored.error().code == image::ImageErrc::kCorrupt) {
     auto again = images_->Import(a.component->exec.at(0));
-    if (again && *again == *digest && images_->Verify(*digest)) {
-      detail = fmt::format("{}; restored from {}", ok.error().ToError().message,
-                           a.component->exec.at(0));
-    } else {
-      detail = fmt::format("{}; no intact copy to restore from", ok.error().ToError().message);
+    if (again && *again == *digest) {
+      restored = images_->Reinstall(*digest, *path);
+      from = fmt::format("from {}, the store's object being damaged", a.component->exec.at(0));
     }
   }
-  EmitImage("image_reinstalled", a.name, detail);
+  core::Event e;
+  e.event = "image_reinstalled";
+  e.node = a.name;
+  e.image = *digest;
+  e.ok = restored.ok();
+  if (restored) {
+    e.detail = fmt::format("{}; reinstalled {}", was, from);
+  } else {
+    e.detail = fmt::format("{}; not reinstalled: {}", was, restored.error().ToError().message);
+  }
+  image_paths_.erase(a.name);
+  // Spares were started from the copy as it was: none of them is promoted.
+  if (!before) RetireSpares(a.name);
+  DoEmit(e);
   finish();
 }
 

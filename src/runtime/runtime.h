@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "spec/model.h"
 
@@ -18,5 +19,14 @@ struct RunOptions {
 // orderly shutdown, 1 a runtime error, 2 the system could not start, 3 the
 // system gave up.
 int Run(std::shared_ptr<const spec::System> system, const RunOptions& options);
+
+// Not a verb: `slate __read-store DIR SIZE`, which the runtime runs as a hook
+// (in the component's view, as its user) after a sanitize command exits 0,
+// to read the whole store at DIR: a damaged store may fault its reader, and
+// that must not be the runtime. Exits 0 when it reads whole, kStoreUnreadable
+// when it does not (why on stderr: the component's log), 2 on bad usage.
+inline constexpr std::string_view kReadStoreCommand = "__read-store";
+inline constexpr int kStoreUnreadable = 3;
+int ReadStoreMain(int argc, char** argv);
 
 }  // namespace slate::runtime

@@ -68,7 +68,8 @@ void Daemon::FillSpares(const std::string& name, const spec::Component& c) {
   if (c.standby <= 0 || exit_code_ || stopping_spares_ || retired_spares_.contains(name)) return;
   // Spares of an image that is no longer current (slate update or revert)
   // must not be promoted: replace them.
-  const std::string image = ImagePath(c);
+  auto current = ImagePath(c);
+  const std::string image = current ? *current : std::string();
   std::vector<int> stale;
   for (const auto& s : spares_[name]) {
     if (s->image != image) stale.push_back(s->process->pidfd());
@@ -97,7 +98,9 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
   if (!out) return out.error();
   platform::SpawnRequest req;
   req.argv = c.exec;
-  req.argv[0] = ImagePath(c);
+  auto image = ImagePath(c);
+  if (!image) return image.error();
+  req.argv[0] = *image;
   // A spare's readiness descriptor leads nowhere (it is ready once parked),
   // but must be open: else the descriptors it receives at its promotion
   // could land on that number, and its readiness write in a channel file.
@@ -224,7 +227,9 @@ bool Daemon::Promote(const core::Spawn& s) {
   const spec::Component& c = *s.component;
   auto it = spares_.find(s.name);
   if (it == spares_.end()) return false;
-  const std::string image = ImagePath(c);
+  auto current = ImagePath(c);
+  if (!current) return false;  // the cold start says why
+  const std::string& image = *current;
   auto pick = std::find_if(
       it->second.begin(), it->second.end(),
       [&](const std::unique_ptr<Spare>& sp) { return sp->parked && sp->image == image; });

@@ -3,11 +3,14 @@
 // component is healthy, and the ladder steps the core hands the runtime
 // (ApplyStep): rollback, reset and sanitize of state, device resets. Device
 // resets also run before every start of their owner.
+#include <cinttypes>
+#include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "runtime/daemon.h"
+#include "runtime/runtime.h"
 #include "runtime/say.h"
 
 namespace slate::runtime {
@@ -16,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// How long a sanitize command may take (it has no key of its own).
+// How long a sanitize command may take without a sanitize_timeout.
 constexpr Time kSanitizeTimeout = std::chrono::seconds(60);
 
 std::chrono::system_clock::time_point WallOf(Time mono, Time now) {
@@ -165,15 +168,25 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
         reset("no sanitize command: reset instead");
         return;
       }
-      RunHook(name, *a.component, "sanitize", a.component->sanitize, kSanitizeTimeout, true,
-              [event, finish, reset](bool ok, const std::string& detail) {
-                if (ok) {
-                  event("state_sanitized", detail);
-                  finish();
-                } else {
-                  reset(detail);  // SPEC: a failed sanitize is a reset
-                }
-              });
+      RunHook(
+          name, *a.component, "sanitize", a.component->sanitize,
+          a.component->sanitize_timeout.value_or(kSanitizeTimeout), true,
+          [this, name, c = a.component, event, finish, reset](bool ok, const std::string& detail) {
+            if (!ok) return reset(detail);  // SPEC: a failed sanitize is a reset
+            // It says it repaired the store: the store must read whole,
+            // or the sanitize failed all the same.
+            CheckStore(name, *c,
+                       [event, finish, reset, detail](bool reads, const std::string& why) {
+                         if (!reads) {
+                           return reset(
+                               fmt::format("the sanitize command exited 0 but the store does not "
+                                           "read whole ({})",
+                                           why));
+                         }
+                         event("state_sanitized", why.empty() ? detail : detail + "; " + why);
+                         finish();
+                       });
+          });
       return;
     }
     case spec::LadderStep::kResetDevice:
@@ -187,6 +200,45 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
     case spec::LadderStep::kGiveUp: break;  // the core's own
   }
   finish();
+}
+
+void Daemon::CheckStore(const std::string& name, const spec::Component& c, const HookDone& done) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    // Not a verdict on the store: it is trusted, and the component's start
+    // will tell.
+    return done(true, fmt::format("the store was not read: {}", ec.message()));
+  }
+  const std::string what = "the store's read";
+  RunHook(name, c, what,
+          {self.string(), std::string(kReadStoreCommand), StoreDir(name),
+           std::to_string(c.state->size)},
+          c.sanitize_timeout.value_or(kSanitizeTimeout), true,
+          [done, what](bool ok, const std::string& detail) {
+            if (ok) return done(true, "");
+            // It read and found damage, or died reading: the store is bad.
+            // Anything else (it could not be started) says nothing of it.
+            if (detail == fmt::format("{} exited with code {}", what, kStoreUnreadable) ||
+                detail.find("was killed by signal") != std::string::npos) {
+              return done(false, detail + "; why is in the component's log");
+            }
+            done(true, fmt::format("the store was not read: {}", detail));
+          });
+}
+
+int ReadStoreMain(int argc, char** argv) {
+  std::uint64_t size = 0;
+  if (argc != 4 || std::sscanf(argv[3], "%" SCNu64, &size) != 1 || size == 0) {
+    fmt::print(stderr, "usage: slate {} DIR SIZE (the runtime's, not a verb)\n", kReadStoreCommand);
+    return 2;
+  }
+  if (auto read = store::ReadWholeStore(argv[2], size); !read) {
+    fmt::print(stderr, "slate: the store {} does not read whole: {}\n", argv[2],
+               read.error().ToError().message);
+    return kStoreUnreadable;
+  }
+  return 0;
 }
 
 void Daemon::ResetDevices(const std::string& name, const spec::Component& c, const HookDone& done,

@@ -160,7 +160,8 @@ struct Component {
   std::map<std::string, std::string> env;
   std::vector<std::string> devices;
   std::optional<StateSpec> state;
-  std::vector<std::string> sanitize;  // sanitize[0] is absolute when present
+  std::vector<std::string> sanitize;         // sanitize[0] is absolute when present
+  std::optional<Duration> sanitize_timeout;  // none: 60 s
   std::optional<Backoff> backoff;
   std::optional<Duration> healthy_after;
   std::optional<PersistentFailurePolicy> on_persistent_failure;

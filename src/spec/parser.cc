@@ -552,6 +552,11 @@ Component Reader::ReadComponent(TableReader& r) {
   if (auto v = r.StringList("devices", true)) c.devices = std::move(*v);
   c.state = ReadState(r);
   if (auto v = ReadCommand(r, "sanitize")) c.sanitize = std::move(*v);
+  c.sanitize_timeout = r.DurationValue("sanitize_timeout", false);
+  if (c.sanitize_timeout && r.Get("sanitize") == nullptr) {
+    r.BadValue("sanitize_timeout",
+               "a sanitize_timeout needs a sanitize command (sanitize = [\"bin/fsck\"])");
+  }
   c.backoff = ReadBackoff(r);
   c.healthy_after = r.DurationValue("healthy_after", false);
   c.on_persistent_failure = ReadLadder(r);

@@ -112,6 +112,7 @@ TEST(Defaults, FollowOtp) {
   EXPECT_FALSE(a.backoff);
   EXPECT_FALSE(a.state);
   EXPECT_FALSE(a.on_persistent_failure);
+  EXPECT_FALSE(a.sanitize_timeout);  // the runtime's 60 s
   EXPECT_EQ(a.standby, 0);
   EXPECT_FALSE(a.significant);
   EXPECT_FALSE(a.critical);
@@ -192,6 +193,12 @@ restart = "sometimes"
 
 // SPEC section 6 applies "the next unused step": a step listed twice is
 // applied twice, so it is kept, in order, and not reported.
+TEST(Ladder, ReadsTheSanitizeTimeout) {
+  ParseResult r = ParseFile((kFixtures / "good" / "every_feature.toml").string());
+  ASSERT_TRUE(r.ok()) << r.Report();
+  EXPECT_EQ(r.system->FindComponent("db")->sanitize_timeout, std::chrono::seconds(90));
+}
+
 TEST(Ladder, KeepsARepeatedStep) {
   ParseResult r = Parse(R"(
 [system]

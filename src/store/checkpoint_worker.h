@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -97,6 +98,14 @@ Job RollbackJob(std::shared_ptr<CheckpointSet> set,
 
 // reset_state.
 Job ResetJob(std::shared_ptr<CheckpointSet> set);
+
+// Opens the store at `dir` and reads every key and every byte of every value
+// in one read transaction: an error (kCorrupt, kIo, ...) when LMDB cannot
+// read it whole. For the check after a sanitize command, which the runtime
+// runs in a process of its own (`slate __read-store`): a store damaged past
+// what LMDB checks can make its reader follow a wild page reference and
+// fault, and that reader must not be the runtime.
+StoreStatus ReadWholeStore(const std::string& dir, std::uint64_t map_size);
 
 // `slate chaos`: flips bits in the value of one key of set->store_dir(),
 // chosen at random from `seed`, in a committed transaction, as a bug in the

@@ -3,8 +3,11 @@
 #include "store/checkpoint_worker.h"
 
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -173,6 +176,56 @@ TEST(CheckpointWorker, ARollbackUnderAnOpenStoreFailsAsBusy) {
   ASSERT_EQ(done.size(), 1u);
   ASSERT_FALSE(done[0].outcome.ok());
   EXPECT_EQ(done[0].outcome.error().code, StoreErrc::kBusy);
+}
+
+// After a sanitize command the runtime has the whole store read, in a
+// process apart (as here: a damaged store may fault its reader).
+TEST(ReadWholeStore, TellsAStoreThatReadsWholeFromOneThatDoesNot) {
+  TempDir tmp;
+  {
+    auto store = OpenSharedStore(tmp.path());
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_TRUE(store->Put("k" + std::to_string(i), std::string(300, 'v')).ok());
+    }
+  }
+  // The code of the outcome, or 100 when it read; its message on the pipe.
+  auto read_apart = [&](std::string* message) {
+    Child child = Child::Fork([&](int report_fd) {
+      StoreStatus read = ReadWholeStore(tmp.path(), kWorkerStoreSize);
+      if (read.ok()) return 100;
+      Report(report_fd, read.error().message);
+      return static_cast<int>(read.error().code);
+    });
+    *message = child.ReadRest();
+    return child.Wait();
+  };
+  std::string message;
+  EXPECT_EQ(read_apart(&message), 100) << message;
+
+  // Its B-tree pages overwritten, the meta pages (the first two) left: LMDB
+  // follows page references it cannot all check.
+  const std::string data = tmp / "data.mdb";
+  const long page = ::sysconf(_SC_PAGESIZE);
+  {
+    const int fd = ::open(data.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const off_t size = ::lseek(fd, 0, SEEK_END);
+    ASSERT_GT(size, 3 * page);
+    std::string junk(static_cast<std::size_t>(size - 2 * page), '\xa5');
+    ASSERT_EQ(::pwrite(fd, junk.data(), junk.size(), 2 * page), static_cast<ssize_t>(junk.size()));
+    ::close(fd);
+  }
+  auto code = read_apart(&message);
+  EXPECT_TRUE(code == static_cast<int>(StoreErrc::kCorrupt) || (code && *code < 0))
+      << (code ? *code : 999) << " " << message;
+
+  // Not a store at all.
+  {
+    std::ofstream out(data, std::ios::trunc);
+    out << std::string(static_cast<std::size_t>(4 * page), 'x');
+  }
+  EXPECT_EQ(read_apart(&message), static_cast<int>(StoreErrc::kCorrupt)) << message;
+  EXPECT_NE(message.find(tmp.path()), std::string::npos) << message;  // where
 }
 
 TEST(CheckpointWorker, StopsAfterTheRunningJobAndDropsTheQueue) {

@@ -216,6 +216,39 @@ on_persistent_failure = {{ after = 2, steps = {} }}
   }
 }
 
+// A sanitize command that exits 0 but leaves a store LMDB cannot read has
+// failed all the same: the store is reset (SPEC section 6), and the
+// component does not start on it.
+TEST(Ladder, ASanitizeThatLeavesTheStoreUnreadableIsAReset) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["agg"]
+[component.agg]
+exec = ["{peer}", "stateful"]
+ready = "notify"
+state = { size = "16MiB" }
+sanitize = ["/bin/sh", "-c", "printf 'all fixed' > \"${SLATE_STORE%%:*}/data.mdb\""]
+sanitize_timeout = "5s"
+on_persistent_failure = { after = 2, steps = ["sanitize_state"] }
+)");
+  sut.StartReady();
+  std::this_thread::sleep_for(milliseconds(100));
+  Touch(sut.dir() + "/poison-now");
+  ASSERT_TRUE(sut.WaitEvent("state_reset", "agg")) << sut.RunLog();
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "agg", milliseconds(5000), 2)) << sut.RunLog();
+  EXPECT_TRUE(sut.Events("state_sanitized", "agg").empty());
+  Json reset = sut.Events("state_reset", "agg").at(0);
+  EXPECT_THAT(reset["detail"].get<std::string>(),
+              ::testing::HasSubstr("the sanitize command exited 0 but the store does not read "
+                                   "whole"));
+  EXPECT_THAT(Kinds(sut, "agg"),
+              ::testing::ElementsAre("child_exited", "child_restarting", "child_exited",
+                                     "persistent_failure_step:sanitize_state", "state_reset",
+                                     "child_restarting"));
+}
+
 TEST(Ladder, AWedgedDeviceRecoversOnlyBecauseItIsReset) {
   for (bool with_reset : {false, true}) {
     SCOPED_TRACE(with_reset ? "with a reset hook" : "without");
@@ -328,6 +361,8 @@ healthy_after = "500ms"
   EXPECT_EQ(sut.Events("child_exited", "svc").size(), 1u);
   Json reverted = sut.Events("image_reverted", "svc").at(0);
   EXPECT_EQ(reverted["image"], original);
+  // SPEC section 8: a failure begins with its child_exited.
+  EXPECT_LT(sut.Events("child_exited", "svc").at(0)["seq"].get<int>(), reverted["seq"].get<int>());
 
   r = sut.Cli({"update", "svc", good});
   ASSERT_EQ(r.code, 0) << r.out;
@@ -374,6 +409,86 @@ on_persistent_failure = { after = 2, steps = ["revert_image", "give_up"] }
   EXPECT_EQ(reverted[0]["image"], original);
   EXPECT_EQ(reverted[0]["detail"], "ladder step revert_image");
   EXPECT_EQ(ImageOf(sut, "svc"), original);
+}
+
+// Replaces `path` (an executable that may be running: no write in place,
+// which ETXTBSY refuses) with `data`, as a bad deploy or a stray copy would.
+void ReplaceFile(const std::string& path, const std::string& data) {
+  const std::string temp = path + ".bad";
+  std::ofstream(temp, std::ios::binary) << data;
+  fs::permissions(temp, fs::perms::owner_all);
+  ASSERT_EQ(::rename(temp.c_str(), path.c_str()), 0) << path << ": " << std::strerror(errno);
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// SPEC section 6's reinstall_image: what runs is the runtime's installed
+// copy of the image; damaged, it is restored from the content-addressed
+// object (checking its hash), and an object damaged too from exec[0] while
+// that still has the same hash.
+TEST(Images, TheLadderReinstallsADamagedImageFromTheStore) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["svc"]
+[component.svc]
+exec = ["{peer}", "drive", "--device", "ok.dev"]
+ready = "notify"
+healthy_after = "300ms"
+on_persistent_failure = { after = 2, steps = ["reinstall_image", "reinstall_image", "give_up"] }
+)");
+  sut.StartReady();
+  const std::string digest = ImageOf(sut, "svc");
+  ASSERT_TRUE(digest.starts_with("sha256-")) << digest;
+  const std::string object = sut.state_dir() + "/images/objects/" + digest;
+  const std::string installed = sut.state_dir() + "/images/installed/" + digest;
+  const int pid = sut.Node("svc")["pid"].get<int>();
+  std::error_code ec;
+  EXPECT_EQ(fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec).string(), installed);
+  const std::string good = Slurp(kPeer);
+  ASSERT_EQ(Slurp(installed), good);
+
+  // The copy that runs is replaced with junk, and the component killed: its
+  // restart cannot exec the copy (a start_error, the streak's second
+  // failure), and the step puts the copy back before the next.
+  ReplaceFile(installed,
+              "\x7f"
+              "ELF, but not really");
+  ASSERT_EQ(sut.Cli({"kill", "svc"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("image_reinstalled", "svc")) << sut.RunLog();
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "svc", milliseconds(10000), 2)) << sut.RunLog();
+  std::vector<Json> ends = sut.Events("child_exited", "svc");
+  ASSERT_EQ(ends.size(), 2u) << sut.RunLog();
+  EXPECT_EQ(ends[1]["reason"]["kind"], "start_error") << ends[1].dump();
+  Json first = sut.Events("image_reinstalled", "svc").at(0);
+  EXPECT_EQ(first["image"], digest);
+  EXPECT_EQ(first["ok"], true);
+  EXPECT_THAT(first["detail"].get<std::string>(),
+              ::testing::AllOf(::testing::HasSubstr("does not match its digest"),
+                               ::testing::HasSubstr("reinstalled from the store")));
+  EXPECT_EQ(sut.Events("persistent_failure_step", "svc").at(0)["step"], "reinstall_image");
+  EXPECT_EQ(Slurp(installed), good);
+  EXPECT_EQ(Slurp(object), good);
+
+  // Now the object too (the ladder's second step): it is restored from
+  // exec[0], which has its hash.
+  ReplaceFile(object, "not the image");
+  ReplaceFile(installed, "nor this");
+  ASSERT_EQ(sut.Cli({"kill", "svc"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("image_reinstalled", "svc", milliseconds(10000), 2)) << sut.RunLog();
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "svc", milliseconds(10000), 3)) << sut.RunLog();
+  EXPECT_EQ(sut.Events("child_exited", "svc").size(), 4u) << sut.RunLog();
+  Json second = sut.Events("image_reinstalled", "svc").at(1);
+  EXPECT_EQ(second["ok"], true);
+  EXPECT_THAT(second["detail"].get<std::string>(),
+              ::testing::HasSubstr(fmt::format("reinstalled from {}", kPeer)));
+  EXPECT_EQ(Slurp(installed), good);
+  EXPECT_EQ(Slurp(object), good);
+  EXPECT_TRUE(sut.Events("child_gave_up", "svc").empty());
 }
 
 // Issue 5, item 1: a component can open only its own store; and (issue 8,
