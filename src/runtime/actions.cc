@@ -114,6 +114,9 @@ void Daemon::SpawnNow(const core::Spawn& s) {
   if (readiness) readiness->CloseWriteEnd();
   if (!process) {
     if (cgroup) dying_cgroups_.push_back(std::move(*cgroup));
+    // The next start asks the image store again: an installed copy that
+    // was removed is made anew (a damaged one is reinstall_image's).
+    image_paths_.erase(c.name);
     return fail(process.error().message);
   }
   // From its second start on, the cgroup of the next is made ahead.

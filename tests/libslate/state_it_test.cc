@@ -491,6 +491,29 @@ on_persistent_failure = { after = 2, steps = ["reinstall_image", "reinstall_imag
   EXPECT_TRUE(sut.Events("child_gave_up", "svc").empty());
 }
 
+// An installed copy that someone removed is made again from the object by
+// the next start, without a ladder: only the start that found it gone fails.
+TEST(Images, ARemovedInstalledCopyIsMadeAgainByTheNextStart) {
+  SystemUnderTest sut(R"(
+[supervisor.main]
+intensity = 20
+period = "10s"
+children = ["svc"]
+[component.svc]
+exec = ["{peer}", "drive", "--device", "ok.dev"]
+ready = "notify"
+)");
+  sut.StartReady();
+  const std::string installed = sut.state_dir() + "/images/installed/" + ImageOf(sut, "svc");
+  ASSERT_EQ(::unlink(installed.c_str()), 0) << installed << ": " << std::strerror(errno);
+  ASSERT_EQ(sut.Cli({"kill", "svc"}).code, 0);
+  ASSERT_TRUE(sut.WaitEvent("child_ready", "svc", milliseconds(10000), 2)) << sut.RunLog();
+  std::vector<Json> ends = sut.Events("child_exited", "svc");
+  ASSERT_EQ(ends.size(), 2u) << sut.RunLog();
+  EXPECT_EQ(ends[1]["reason"]["kind"], "start_error") << ends[1].dump();
+  EXPECT_EQ(Slurp(installed), Slurp(kPeer));
+}
+
 // Issue 5, item 1: a component can open only its own store; and (issue 8,
 // item 2) no other component's channel files or notify socket, nor the
 // control socket. The runtime hides state_dir from each component behind
