@@ -42,25 +42,45 @@ ImageStatus CheckDigest(const std::string& digest) {
                         "'" + digest + "' is not an image digest (sha256- and 64 hex digits)");
 }
 
-// Opens an object for reading, as Verify and Reinstall see it: a missing one
-// is kNotFound, anything but a regular file kCorrupt.
-ImageResult<platform::UniqueFd> OpenObject(const std::string& digest, const std::string& path) {
+// The two files of an image the store keeps, as messages name them.
+struct Kind {
+  std::string_view noun;    // "image object"
+  std::string_view absent;  // "is not in the store"
+};
+constexpr Kind kObjectFile{"image object", "is not in the store"};
+constexpr Kind kInstalledFile{"installed image", "is not installed"};
+
+// Opens an image file for reading, as Verify, VerifyInstalled and Reinstall
+// see it: a missing one is kNotFound, anything but a regular file kCorrupt.
+ImageResult<platform::UniqueFd> OpenImageFile(const std::string& digest, const std::string& path,
+                                              Kind kind = kObjectFile) {
   auto fd = internal::OpenRegular(path, /*follow=*/false);
   if (fd.ok()) return fd;
   switch (fd.error().code) {
     case ImageErrc::kNotFound:
       return ImageError{ImageErrc::kNotFound,
-                        "image " + digest + " is not in the store (" + path + ")", ENOENT};
+                        "image " + digest + " " + std::string(kind.absent) + " (" + path + ")",
+                        ENOENT};
     case ImageErrc::kInvalidArgument:
-      return MakeImageError(ImageErrc::kCorrupt, "image object " + fd.error().message);
+      return MakeImageError(ImageErrc::kCorrupt, std::string(kind.noun) + " " + fd.error().message);
     default: return fd.error();
   }
 }
 
-ImageError Mismatch(const std::string& path, const std::string& actual) {
-  return MakeImageError(
-      ImageErrc::kCorrupt,
-      "image object " + path + " does not match its digest: its content hashes to " + actual);
+ImageError Mismatch(const std::string& path, const std::string& actual, Kind kind = kObjectFile) {
+  return MakeImageError(ImageErrc::kCorrupt,
+                        std::string(kind.noun) + " " + path +
+                            " does not match its digest: its content hashes to " + actual);
+}
+
+// Re-hashes the image file at `path` against `digest`.
+ImageStatus VerifyFile(const std::string& digest, const std::string& path, Kind kind) {
+  auto fd = OpenImageFile(digest, path, kind);
+  if (!fd.ok()) return fd.error();
+  auto actual = internal::CopyHashed(fd->get(), path, -1, "");
+  if (!actual.ok()) return actual.error();
+  if (*actual != digest) return Mismatch(path, *actual, kind);
+  return ImageOk();
 }
 
 // Removes what a crash left in installed/: every entry that is not named by
@@ -145,12 +165,7 @@ ImageResult<std::string> ImageStore::Path(const std::string& digest) const {
 ImageStatus ImageStore::Verify(const std::string& digest) const {
   auto path = Path(digest);
   if (!path.ok()) return path.error();
-  auto fd = OpenObject(digest, *path);
-  if (!fd.ok()) return fd.error();
-  auto actual = internal::CopyHashed(fd->get(), *path, -1, "");
-  if (!actual.ok()) return actual.error();
-  if (*actual != digest) return Mismatch(*path, *actual);
-  return ImageOk();
+  return VerifyFile(digest, *path, kObjectFile);
 }
 
 ImageStatus ImageStore::Reinstall(const std::string& digest, const std::string& dest_path) const {
@@ -166,7 +181,7 @@ ImageStatus ImageStore::CopyObject(const std::string& digest, const std::string&
                                    std::string_view temp_prefix, mode_t new_mode) const {
   auto path = Path(digest);
   if (!path.ok()) return path.error();
-  auto in = OpenObject(digest, *path);
+  auto in = OpenImageFile(digest, *path);
   if (!in.ok()) return in.error();
 
   mode_t mode = new_mode;
@@ -206,26 +221,7 @@ ImageResult<std::string> ImageStore::Install(const std::string& digest) {
 ImageStatus ImageStore::VerifyInstalled(const std::string& digest) const {
   auto path = InstalledPath(digest);
   if (!path.ok()) return path.error();
-  auto fd = internal::OpenRegular(*path, /*follow=*/false);
-  if (!fd.ok()) {
-    switch (fd.error().code) {
-      case ImageErrc::kNotFound:
-        return ImageError{ImageErrc::kNotFound,
-                          "image " + digest + " is not installed (" + *path + ")", ENOENT};
-      case ImageErrc::kInvalidArgument:
-        return MakeImageError(ImageErrc::kCorrupt, "installed image " + fd.error().message);
-      default: return fd.error();
-    }
-  }
-  auto actual = internal::CopyHashed(fd->get(), *path, -1, "");
-  if (!actual.ok()) return actual.error();
-  if (*actual != digest) {
-    return MakeImageError(ImageErrc::kCorrupt, "installed image " + *path +
-                                                   " does not match its digest: its content "
-                                                   "hashes to " +
-                                                   *actual);
-  }
-  return ImageOk();
+  return VerifyFile(digest, *path, kInstalledFile);
 }
 
 ImageResult<std::vector<std::string>> ImageStore::Prune() {
@@ -264,15 +260,10 @@ ImageResult<std::vector<std::string>> ImageStore::Prune() {
   }
   // Copies made from objects gone now, or long ago (a copy is made again
   // from its object when needed).
-  auto installed = internal::ListDir(installed_dir());
+  auto installed = internal::RemoveEntries(installed_dir(), [&](const std::string& name) {
+    return IsDigest(name) && !keep.contains(name);
+  });
   if (!installed.ok()) return installed.error();
-  for (const auto& name : *installed) {
-    if (!IsDigest(name) || keep.contains(name)) continue;
-    const std::string path = installed_dir() + "/" + name;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoImageError("remove " + path, errno);
-    }
-  }
   std::sort(removed.begin(), removed.end());
   return removed;
 }

@@ -96,11 +96,21 @@ class Daemon {
     std::map<std::uint64_t, std::function<void(const store::JobOutcome&)>> jobs;
   };
   using HookDone = std::function<void(bool ok, const std::string& detail)>;
+  // How a hook ended: ok (exit 0), what to say of it, and, when it ended by
+  // itself (not at its deadline, not unable to start), its exit code or the
+  // signal that killed it.
+  struct HookEnd {
+    bool ok = false;
+    std::string detail;
+    std::optional<int> exit_code;
+    std::optional<int> signal;
+  };
+  using HookEnded = std::function<void(const HookEnd&)>;
   struct Hook {
     std::string what;
     platform::Process process;
     platform::TimerFd timer;
-    HookDone done;
+    HookEnded done;
     bool timed_out = false;
     Time timeout{};
   };
@@ -208,7 +218,7 @@ class Daemon {
   // (its sanitize command); else with the runtime's (a device's reset).
   void RunHook(const std::string& owner, const spec::Component& c, std::string what,
                const std::vector<std::string>& argv, Time timeout, bool as_component,
-               HookDone done);
+               HookEnded done);
   void OnHookExit(int pidfd);
   void OnHookDeadline(int pidfd);
 

@@ -15,28 +15,28 @@ namespace slate::runtime {
 
 void Daemon::RunHook(const std::string& owner, const spec::Component& c, std::string what,
                      const std::vector<std::string>& argv, Time timeout, bool as_component,
-                     HookDone done) {
+                     HookEnded done) {
   auto out = platform::MakeOutputPipe();
-  if (!out) return done(false, out.error().message);
+  if (!out) return done({false, out.error().message, {}, {}});
   platform::SpawnRequest req;
   req.argv = argv;
   req.env = ComponentEnv(owner, c);
   req.cwd = system_->base_dir;
   auto mounts = MountsFor(owner, c);
-  if (!mounts) return done(false, mounts.error().message);
+  if (!mounts) return done({false, mounts.error().message, {}, {}});
   req.mounts = *mounts;
   req.fds = {{out->write.get(), 1}, {out->write.get(), 2}};
   req.die_with_us = true;
   if (as_component) {
-    if (auto r = Privileges(owner, c, &req); !r) return done(false, r.error().message);
+    if (auto r = Privileges(owner, c, &req); !r) return done({false, r.error().message, {}, {}});
   }
   auto process = platform::Spawn(req);
   out->write.Reset();
-  if (!process) return done(false, process.error().message);
+  if (!process) return done({false, process.error().message, {}, {}});
   auto timer = platform::TimerFd::Create();
   if (!timer || !timer->ArmAt(Now() + timeout)) {
     (void)platform::KillTree(*process, SIGKILL);
-    return done(false, "no timer for the hook's deadline");
+    return done({false, "no timer for the hook's deadline", {}, {}});
   }
   const int pidfd = process->pidfd();
   const int timer_fd = timer->fd();
@@ -72,21 +72,22 @@ void Daemon::OnHookExit(int pidfd) {
   Hook hook = std::move(it->second);
   hooks_.erase(it);
   hook_pids_.erase(hook.process.pid());
-  bool ok = false;
-  std::string detail;
+  HookEnd end;
   if (!status) {
-    detail = status.error().message;
+    end.detail = status.error().message;
   } else if (hook.timed_out) {
-    detail =
+    end.detail =
         fmt::format("{} did not finish within {}ms", hook.what,
                     std::chrono::duration_cast<std::chrono::milliseconds>(hook.timeout).count());
   } else if ((*status)->exited()) {
-    ok = (*status)->code == 0;
-    detail = fmt::format("{} exited with code {}", hook.what, (*status)->code);
+    end.ok = (*status)->code == 0;
+    end.exit_code = (*status)->code;
+    end.detail = fmt::format("{} exited with code {}", hook.what, (*status)->code);
   } else {
-    detail = fmt::format("{} was killed by signal {}", hook.what, (*status)->code);
+    end.signal = (*status)->code;
+    end.detail = fmt::format("{} was killed by signal {}", hook.what, (*status)->code);
   }
-  hook.done(ok, detail);
+  hook.done(end);
 }
 
 }  // namespace slate::runtime

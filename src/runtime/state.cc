@@ -168,25 +168,25 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
         reset("no sanitize command: reset instead");
         return;
       }
-      RunHook(
-          name, *a.component, "sanitize", a.component->sanitize,
-          a.component->sanitize_timeout.value_or(kSanitizeTimeout), true,
-          [this, name, c = a.component, event, finish, reset](bool ok, const std::string& detail) {
-            if (!ok) return reset(detail);  // SPEC: a failed sanitize is a reset
-            // It says it repaired the store: the store must read whole,
-            // or the sanitize failed all the same.
-            CheckStore(name, *c,
-                       [event, finish, reset, detail](bool reads, const std::string& why) {
-                         if (!reads) {
-                           return reset(
-                               fmt::format("the sanitize command exited 0 but the store does not "
-                                           "read whole ({})",
-                                           why));
-                         }
-                         event("state_sanitized", why.empty() ? detail : detail + "; " + why);
-                         finish();
-                       });
-          });
+      RunHook(name, *a.component, "sanitize", a.component->sanitize,
+              a.component->sanitize_timeout.value_or(kSanitizeTimeout), true,
+              [this, name, c = a.component, event, finish, reset](const HookEnd& end) {
+                if (!end.ok) return reset(end.detail);  // SPEC: a failed sanitize is a reset
+                const std::string& detail = end.detail;
+                // It says it repaired the store: the store must read whole,
+                // or the sanitize failed all the same.
+                CheckStore(
+                    name, *c, [event, finish, reset, detail](bool reads, const std::string& why) {
+                      if (!reads) {
+                        return reset(
+                            fmt::format("the sanitize command exited 0 but the store does not "
+                                        "read whole ({})",
+                                        why));
+                      }
+                      event("state_sanitized", why.empty() ? detail : detail + "; " + why);
+                      finish();
+                    });
+              });
       return;
     }
     case spec::LadderStep::kResetDevice:
@@ -210,20 +210,17 @@ void Daemon::CheckStore(const std::string& name, const spec::Component& c, const
     // will tell.
     return done(true, fmt::format("the store was not read: {}", ec.message()));
   }
-  const std::string what = "the store's read";
-  RunHook(name, c, what,
+  RunHook(name, c, "the store's read",
           {self.string(), std::string(kReadStoreCommand), StoreDir(name),
            std::to_string(c.state->size)},
-          c.sanitize_timeout.value_or(kSanitizeTimeout), true,
-          [done, what](bool ok, const std::string& detail) {
-            if (ok) return done(true, "");
+          c.sanitize_timeout.value_or(kSanitizeTimeout), true, [done](const HookEnd& end) {
+            if (end.ok) return done(true, "");
             // It read and found damage, or died reading: the store is bad.
             // Anything else (it could not be started) says nothing of it.
-            if (detail == fmt::format("{} exited with code {}", what, kStoreUnreadable) ||
-                detail.find("was killed by signal") != std::string::npos) {
-              return done(false, detail + "; why is in the component's log");
+            if (end.exit_code == kStoreUnreadable || end.signal) {
+              return done(false, end.detail + "; why is in the component's log");
             }
-            done(true, fmt::format("the store was not read: {}", detail));
+            done(true, fmt::format("the store was not read: {}", end.detail));
           });
 }
 
@@ -250,7 +247,9 @@ void Daemon::ResetDevices(const std::string& name, const spec::Component& c, con
     if (d == nullptr || d->reset.empty()) continue;
     std::string device = d->name;
     RunHook(name, c, fmt::format("reset of device {}", device), d->reset, d->reset_timeout, false,
-            [this, name, &c, device, done, i](bool ok, const std::string& detail) {
+            [this, name, &c, device, done, i](const HookEnd& end) {
+              const bool ok = end.ok;
+              const std::string& detail = end.detail;
               core::Event e;
               e.event = "device_reset";
               e.node = name;

@@ -285,8 +285,8 @@ nlohmann::json Daemon::HandleInject(const nlohmann::json& request) {
   }
   if (wedged != nullptr) {  // fault == "wedge_device"
     RunHook(name, *c, fmt::format("wedge of device {}", wedged->name), wedged->wedge,
-            wedged->reset_timeout, false, [name](bool ok, const std::string& detail) {
-              if (!ok) Say("{}: wedge_device: {}", name, detail);
+            wedged->reset_timeout, false, [name](const HookEnd& end) {
+              if (!end.ok) Say("{}: wedge_device: {}", name, end.detail);
             });
     return {{"ok", true},
             {"message", fmt::format("wedged device {} of {} (pid {})", wedged->name, name, pid)}};
