@@ -223,7 +223,13 @@ Result<CgroupHandle> CgroupHandle::Duplicate() const {
   if (!dir.valid()) {
     return ErrnoError("dup " + path_, errno);
   }
-  return CgroupHandle(std::move(dir), path_, name_);
+  CgroupHandle copy(std::move(dir), path_, name_);
+  if (kill_.valid()) copy.kill_.Reset(::fcntl(kill_.get(), F_DUPFD_CLOEXEC, 3));
+  return copy;
+}
+
+void CgroupHandle::OpenKillFile() {
+  kill_.Reset(::openat(dir_.get(), "cgroup.kill", O_WRONLY | O_CLOEXEC | O_NOCTTY));
 }
 
 bool CgroupHandle::has_kill_file() const {
@@ -231,12 +237,17 @@ bool CgroupHandle::has_kill_file() const {
 }
 
 Status CgroupHandle::Kill() const {
-  // On a restart's path: one open, not a look first (Linux >= 5.14 has it).
-  const UniqueFd kill_file(::openat(dir_.get(), "cgroup.kill", O_WRONLY | O_CLOEXEC | O_NOCTTY));
-  if (kill_file.valid()) {
+  // On a restart's path: the descriptor opened ahead, else one open, not a
+  // look first (Linux >= 5.14 has it).
+  UniqueFd opened;
+  if (!kill_.valid()) {
+    opened.Reset(::openat(dir_.get(), "cgroup.kill", O_WRONLY | O_CLOEXEC | O_NOCTTY));
+  }
+  const int kill_file = kill_.valid() ? kill_.get() : opened.get();
+  if (kill_file >= 0) {
     ssize_t n;
     do {
-      n = ::write(kill_file.get(), "1", 1);
+      n = ::write(kill_file, "1", 1);
     } while (n < 0 && errno == EINTR);
     const int error = n < 0 ? errno : EIO;
     if (n == 1) return OkStatus();

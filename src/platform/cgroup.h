@@ -61,6 +61,10 @@ class CgroupHandle {
   // without it each member of cgroup.procs is signalled, in rounds while new
   // members appear. Asynchronous: wait for IsPopulated() to turn false.
   Status Kill() const;
+  // Opens cgroup.kill ahead, off a restart's path, for Kill() to write to
+  // without an open (kept by Duplicate(); one descriptor more). Where it
+  // cannot be opened, Kill() opens it, or does without it, as before.
+  void OpenKillFile();
 
   // Sends `sig` to every process listed in cgroup.procs (not below). Safe
   // against pid reuse: each pid is pinned with a pidfd and re-checked to be a
@@ -88,6 +92,7 @@ class CgroupHandle {
       : dir_(std::move(dir)), path_(std::move(path)), name_(std::move(name)) {}
 
   UniqueFd dir_;
+  UniqueFd kill_;  // cgroup.kill, once OpenKillFile() opened it
   std::string path_;
   std::string name_;
 };
@@ -103,7 +108,6 @@ class Cgroup {
   ~Cgroup();
 
   const CgroupHandle& handle() const { return handle_; }
-
   // rmdir. Fails with EBUSY while a live process or a child cgroup remains.
   // After success the object is inert.
   Status Remove();

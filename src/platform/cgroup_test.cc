@@ -221,6 +221,31 @@ TEST_P(CgroupTest, SetsidEscapeeIsStillKilled) {
   EXPECT_EQ((*reaped)[0].status, ExitStatus::Killed(SIGKILL, false));
 }
 
+TEST_P(CgroupTest, AKillFileOpenedAheadKillsTheTree) {
+  ASSERT_TRUE(SetChildSubreaper().ok());
+  auto cgroup = tree_->CreateChild("ahead");
+  ASSERT_TRUE(cgroup.ok()) << cgroup.error().message;
+  auto out = MakeOutputPipe();
+  ASSERT_TRUE(out.ok());
+  auto request = ShellRequest("/usr/bin/setsid /bin/sleep 100 & echo $!; exec /bin/sleep 100",
+                              {{out->write.get(), 1}});
+  request.cgroup = &cgroup->handle();
+  auto process = Spawn(request);
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  process->PrepareTreeKill();
+  out.value().write.Reset();
+  const pid_t escapee = static_cast<pid_t>(std::stol(ReadLine(out->read.get())));
+  ASSERT_TRUE(KillTree(*process, SIGKILL).ok());
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Killed(SIGKILL, false));
+  ASSERT_TRUE(WaitUntil([&] { return !cgroup->handle().IsPopulated().value(); }));
+  ASSERT_TRUE(WaitUntil([&] { return ProcessState(escapee) == 'Z'; }));
+  auto reaped = ReapOrphans([](pid_t) { return false; });
+  ASSERT_TRUE(reaped.ok());
+  ASSERT_EQ(reaped->size(), 1u);
+  EXPECT_EQ((*reaped)[0].status, ExitStatus::Killed(SIGKILL, false));
+  EXPECT_TRUE(cgroup->Remove().ok());
+}
+
 TEST_P(CgroupTest, SignalReachesEveryMember) {
   auto cgroup = tree_->CreateChild("members");
   ASSERT_TRUE(cgroup.ok()) << cgroup.error().message;

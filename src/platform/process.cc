@@ -136,6 +136,21 @@ Result<std::optional<ExitStatus>> TryReap(Process& process) {
   return std::optional<ExitStatus>(ExitStatus::FromSiginfo(info));
 }
 
+Result<std::optional<ExitStatus>> PeekExit(const Process& process) {
+  if (process.reaped_ || process.has_init_) {
+    return MakeError("process " + std::to_string(process.pid_) + " cannot be looked at unreaped");
+  }
+  siginfo_t info;
+  if (Waitid(P_PIDFD, static_cast<id_t>(process.pidfd_.get()), &info,
+             WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return ErrnoError("waitid pidfd of " + std::to_string(process.pid_), errno);
+  }
+  if (info.si_pid == 0) {
+    return std::optional<ExitStatus>();
+  }
+  return std::optional<ExitStatus>(ExitStatus::FromSiginfo(info));
+}
+
 Status KillTree(const Process& process, int sig) {
   Status first = OkStatus();
   const auto note = [&first](Status status) {

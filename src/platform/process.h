@@ -70,10 +70,23 @@ class Process {
   // in a PID namespace of its own, in its process group. TryReap then tells
   // how the program ended, as the init reported it.
   bool has_init() const { return has_init_; }
+  // Opens its cgroup's cgroup.kill now (CgroupHandle::OpenKillFile), so
+  // that KillTree's SIGKILL at its end is one write: for a process whose
+  // end is on a restart's path (a standby spare), at one descriptor more.
+  void PrepareTreeKill() {
+    if (cgroup_) cgroup_->OpenKillFile();
+  }
 
  private:
   friend Result<Process> Spawn(const SpawnRequest& request);
   friend Result<std::optional<ExitStatus>> TryReap(Process& process);
+  friend Result<std::optional<ExitStatus>> PeekExit(const Process& process);
+
+  // How `process` ended, if it has, without reaping it (waitid WNOWAIT): it
+  // stays a zombie, its pid and process group id reserved, until TryReap.
+  // Lets a caller act on the end first and leave the kernel's release of the
+  // process until after. Not for a process with an init (use TryReap).
+  Result<std::optional<ExitStatus>> PeekExit(const Process& process);
 
   // `pidfd` refers to child `pid`, which leads process group `pid`.
   Process(pid_t pid, UniqueFd pidfd, std::optional<CgroupHandle> cgroup, UniqueFd init_status)
@@ -99,6 +112,12 @@ class Process {
 // the init's own end when it made none (it was killed, e.g. by SIGKILL,
 // which ends the whole PID namespace).
 Result<std::optional<ExitStatus>> TryReap(Process& process);
+
+// How `process` ended, if it has, without reaping it (waitid WNOWAIT): it
+// stays a zombie, its pid and process group id reserved, until TryReap.
+// Lets a caller act on the end first and leave the kernel's release of the
+// process until after. Not for a process with an init (use TryReap).
+Result<std::optional<ExitStatus>> PeekExit(const Process& process);
 
 // Sends `sig` to the whole tree of `process`: the leader (through its pidfd,
 // so never to a pid reuser), its process group, and, if it runs in a cgroup,

@@ -54,6 +54,36 @@ TEST_F(ProcessTest, TryReapReportsTheEndOnce) {
   EXPECT_FALSE(TryReap(process.value()).ok());
 }
 
+TEST_F(ProcessTest, PeekExitTellsTheEndAndLeavesAZombieForTryReap) {
+  auto process = Spawn(ShellRequest("exit 3"));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  ASSERT_TRUE(WaitUntilExited(*process));
+  for (int i = 0; i < 2; ++i) {  // as often as asked
+    auto peeked = PeekExit(*process);
+    ASSERT_TRUE(peeked.ok()) << peeked.error().message;
+    ASSERT_TRUE(peeked->has_value());
+    EXPECT_EQ(**peeked, ExitStatus::Exited(3));
+  }
+  // Still there: its pid (and group id) is not free for another process.
+  EXPECT_EQ(testing::ProcessState(process->pid()), 'Z');
+  EXPECT_FALSE(process->reaped());
+  auto reaped = TryReap(*process);
+  ASSERT_TRUE(reaped.ok());
+  ASSERT_TRUE(reaped->has_value());
+  EXPECT_EQ(**reaped, ExitStatus::Exited(3));
+  EXPECT_FALSE(PeekExit(*process).ok());
+}
+
+TEST_F(ProcessTest, PeekExitOfARunningProcessIsNothingYet) {
+  auto process = Spawn(Argv({"/bin/sleep", "100"}));
+  ASSERT_TRUE(process.ok()) << process.error().message;
+  auto peeked = PeekExit(*process);
+  ASSERT_TRUE(peeked.ok());
+  EXPECT_FALSE(peeked->has_value());
+  EXPECT_TRUE(KillTree(*process, SIGKILL).ok());
+  EXPECT_EQ(WaitForExit(process.value()), ExitStatus::Killed(SIGKILL, false));
+}
+
 TEST_F(ProcessTest, RunningProcessIsNotReaped) {
   auto process = Spawn(Argv({"/bin/sleep", "100"}));
   ASSERT_TRUE(process.ok()) << process.error().message;

@@ -141,6 +141,8 @@ Result<std::unique_ptr<Daemon::Spare>> Daemon::SpawnSpare(const std::string& nam
     return process.error();
   }
   spare->process.emplace(std::move(process).value());
+  // Once promoted, its end kills its tree with one write, not an open too.
+  spare->process->PrepareTreeKill();
   spare->activation = std::move(ours);
   const int pidfd = spare->process->pidfd();
   const int act = spare->activation.get();
@@ -294,7 +296,7 @@ bool Daemon::Promote(const core::Spawn& s) {
   by_pid_[pid] = inc;
   children_.emplace(
       inc, Child{inc, s.name, std::move(*spare.process), std::nullopt, std::move(spare.cgroup),
-                 spare.memory_limited, std::move(spare.output_hold)});
+                 spare.memory_limited, std::move(spare.output_hold), true});
   it->second.erase(pick);
 
   core::Event e;
