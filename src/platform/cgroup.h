@@ -108,6 +108,7 @@ class Cgroup {
   ~Cgroup();
 
   const CgroupHandle& handle() const { return handle_; }
+
   // rmdir. Fails with EBUSY while a live process or a child cgroup remains.
   // After success the object is inert.
   Status Remove();

@@ -82,12 +82,6 @@ class Process {
   friend Result<std::optional<ExitStatus>> TryReap(Process& process);
   friend Result<std::optional<ExitStatus>> PeekExit(const Process& process);
 
-  // How `process` ended, if it has, without reaping it (waitid WNOWAIT): it
-  // stays a zombie, its pid and process group id reserved, until TryReap.
-  // Lets a caller act on the end first and leave the kernel's release of the
-  // process until after. Not for a process with an init (use TryReap).
-  Result<std::optional<ExitStatus>> PeekExit(const Process& process);
-
   // `pidfd` refers to child `pid`, which leads process group `pid`.
   Process(pid_t pid, UniqueFd pidfd, std::optional<CgroupHandle> cgroup, UniqueFd init_status)
       : pid_(pid),
