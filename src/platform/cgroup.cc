@@ -223,9 +223,7 @@ Result<CgroupHandle> CgroupHandle::Duplicate() const {
   if (!dir.valid()) {
     return ErrnoError("dup " + path_, errno);
   }
-  CgroupHandle copy(std::move(dir), path_, name_);
-  if (kill_.valid()) copy.kill_.Reset(::fcntl(kill_.get(), F_DUPFD_CLOEXEC, 3));
-  return copy;
+  return CgroupHandle(std::move(dir), path_, name_);
 }
 
 void CgroupHandle::OpenKillFile() {

@@ -62,8 +62,9 @@ class CgroupHandle {
   // members appear. Asynchronous: wait for IsPopulated() to turn false.
   Status Kill() const;
   // Opens cgroup.kill ahead, off a restart's path, for Kill() to write to
-  // without an open (kept by Duplicate(); one descriptor more). Where it
-  // cannot be opened, Kill() opens it, or does without it, as before.
+  // without an open (one descriptor more; not passed on by Duplicate()).
+  // Where it cannot be opened, Kill() opens it, or does without it, as
+  // before.
   void OpenKillFile();
 
   // Sends `sig` to every process listed in cgroup.procs (not below). Safe

@@ -105,17 +105,29 @@ std::string ExitStatus::Describe() const {
   return text;
 }
 
+namespace {
+
+// waitid on child `pid`'s pidfd, never blocking, with `flags` beside
+// WEXITED: its siginfo once it has exited, nullopt while it runs.
+Result<std::optional<siginfo_t>> WaitExited(pid_t pid, int pidfd, int flags) {
+  siginfo_t info;
+  if (Waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG | flags) != 0) {
+    return ErrnoError("waitid pidfd of " + std::to_string(pid), errno);
+  }
+  if (info.si_pid == 0) return std::optional<siginfo_t>();
+  return std::optional<siginfo_t>(info);
+}
+
+}  // namespace
+
 Result<std::optional<ExitStatus>> TryReap(Process& process) {
   if (process.reaped_) {
     return MakeError("process " + std::to_string(process.pid_) + " was already reaped");
   }
-  siginfo_t info;
-  if (Waitid(P_PIDFD, static_cast<id_t>(process.pidfd_.get()), &info, WEXITED | WNOHANG) != 0) {
-    return ErrnoError("waitid pidfd of " + std::to_string(process.pid_), errno);
-  }
-  if (info.si_pid == 0) {
-    return std::optional<ExitStatus>();
-  }
+  auto ended = WaitExited(process.pid_, process.pidfd_.get(), 0);
+  if (!ended) return ended.error();
+  if (!ended->has_value()) return std::optional<ExitStatus>();
+  const siginfo_t& info = **ended;
   process.reaped_ = true;
   if (process.init_status_.valid()) {
     // Its records after kInitStarted (read by Spawn): kInitEnded, if the
@@ -140,15 +152,10 @@ Result<std::optional<ExitStatus>> PeekExit(const Process& process) {
   if (process.reaped_ || process.has_init_) {
     return MakeError("process " + std::to_string(process.pid_) + " cannot be looked at unreaped");
   }
-  siginfo_t info;
-  if (Waitid(P_PIDFD, static_cast<id_t>(process.pidfd_.get()), &info,
-             WEXITED | WNOHANG | WNOWAIT) != 0) {
-    return ErrnoError("waitid pidfd of " + std::to_string(process.pid_), errno);
-  }
-  if (info.si_pid == 0) {
-    return std::optional<ExitStatus>();
-  }
-  return std::optional<ExitStatus>(ExitStatus::FromSiginfo(info));
+  auto ended = WaitExited(process.pid_, process.pidfd_.get(), WNOWAIT);
+  if (!ended) return ended.error();
+  if (!ended->has_value()) return std::optional<ExitStatus>();
+  return std::optional<ExitStatus>(ExitStatus::FromSiginfo(**ended));
 }
 
 Status KillTree(const Process& process, int sig) {

@@ -137,9 +137,8 @@ void Daemon::SpawnNow(const core::Spawn& s) {
                      [this, inc](std::uint32_t) { OnReadiness(inc); });
   }
   by_pid_[pid] = inc;
-  children_.emplace(
-      inc, Child{inc, name, std::move(process).value(), std::move(readiness), std::move(cgroup),
-                 made->memory_limited, platform::UniqueFd(), false});
+  children_.emplace(inc, Child{inc, name, std::move(process).value(), std::move(readiness),
+                               std::move(cgroup), made->memory_limited, platform::UniqueFd()});
   Feed(sup_.Spawned(inc, pid, Now()));
   if (c.standby > 0) FillSpares(name, c);
 }

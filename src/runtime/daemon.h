@@ -54,9 +54,10 @@ class Daemon {
     bool memory_limited = false;
     // A promoted spare's: our copy of its output pipe's write end (Spare).
     platform::UniqueFd output_hold;
-    // A promoted spare: its end is on the standby path, where its status is
-    // read first and the reap waits until the next spare is promoted.
-    bool promoted = false;
+    // A promoted spare (only those hold their output): its end is on the
+    // standby path, where its status is read first and the reap waits until
+    // the next spare is promoted.
+    bool promoted() const { return output_hold.valid(); }
   };
 
   // A standby spare (standby.cc): started, not yet promoted.

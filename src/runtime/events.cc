@@ -68,7 +68,7 @@ void Daemon::OnExit(core::Incarnation inc) {
   // Until then it stays a zombie: its pid and process group id cannot be
   // reused meanwhile. (Measured on the cold path, the same order did not
   // help: the reap only moved behind the spawn, see docs/benchmarks.md.)
-  const bool peek = child.promoted && !child.process.has_init();
+  const bool peek = child.promoted() && !child.process.has_init();
   auto status = peek ? platform::PeekExit(child.process) : platform::TryReap(child.process);
   if (!status) {
     Say("{}: {}", child.name, status.error().message);

@@ -296,7 +296,7 @@ bool Daemon::Promote(const core::Spawn& s) {
   by_pid_[pid] = inc;
   children_.emplace(
       inc, Child{inc, s.name, std::move(*spare.process), std::nullopt, std::move(spare.cgroup),
-                 spare.memory_limited, std::move(spare.output_hold), true});
+                 spare.memory_limited, std::move(spare.output_hold)});
   it->second.erase(pick);
 
   core::Event e;
