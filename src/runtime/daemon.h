@@ -186,10 +186,13 @@ class Daemon {
   // Resolves each component's user and group on this host (identity.cc).
   Result<std::monostate> SetUpIdentities();
   // Sets the request's identity, capabilities and no_new_privs for a process
-  // of component `c` (instance `name`), and hands it its store and notify
-  // socket when it runs as another user.
+  // of component `c` (instance `name`), and hands it over (below).
   Result<std::monostate> Privileges(const std::string& name, const spec::Component& c,
                                     platform::SpawnRequest* req);
+  // Gives a component that runs as another user its store and notify socket,
+  // before each start (a spare's promotion is one: the rest of Privileges was
+  // applied when it was spawned).
+  Result<std::monostate> HandOver(const std::string& name, const spec::Component& c);
   platform::NotifySocket* NotifyFor(const std::string& name);
   LogSink& LogFor(const std::string& name);
   void NotifyParent(std::string_view message);

@@ -62,23 +62,27 @@ void Daemon::OnTimer() {
 void Daemon::OnExit(core::Incarnation inc) {
   auto it = children_.find(inc);
   if (it == children_.end()) return;
-  Child& child = it->second;
   // A promoted spare's status first; the kernel's release of it (a reap
   // costs some 25 us here) waits until the next spare has been promoted.
   // Until then it stays a zombie: its pid and process group id cannot be
   // reused meanwhile. (Measured on the cold path, the same order did not
   // help: the reap only moved behind the spawn, see docs/benchmarks.md.)
-  const bool peek = child.promoted() && !child.process.has_init();
-  auto status = peek ? platform::PeekExit(child.process) : platform::TryReap(child.process);
+  const bool peek = it->second.promoted() && !it->second.process.has_init();
+  auto status =
+      peek ? platform::PeekExit(it->second.process) : platform::TryReap(it->second.process);
   if (!status) {
-    Say("{}: {}", child.name, status.error().message);
+    Say("{}: {}", it->second.name, status.error().message);
   } else if (!status->has_value()) {
     return;  // not yet
   }
-  (void)loop_->Remove(child.process.pidfd());
-  // The leader is gone; nothing it started may outlive it (clean slate).
-  (void)platform::KillTree(child.process, SIGKILL);
-  if (child.readiness) (void)loop_->Remove(child.readiness->read_fd());
+  // Out of the tables before the supervisor hears of it; what is left of it
+  // (its descriptors, its place in the event loop, its cgroup) is put away
+  // after the restart, which does not wait for that.
+  Child dead = std::move(it->second);
+  children_.erase(it);
+  // The leader is gone; nothing it started may outlive it (clean slate):
+  // the rest of its tree is sent SIGKILL before anything replaces it.
+  (void)platform::KillTree(dead.process, SIGKILL);
   core::ProcessStatus ps;
   if (status && status->has_value()) {
     const platform::ExitStatus& st = **status;
@@ -93,31 +97,31 @@ void Daemon::OnExit(core::Incarnation inc) {
   // The OOM killer's SIGKILL under its memory_max: memory.oom.group makes it
   // end all of the component at once, so an OOM kill counted in its cgroup
   // is this end.
-  if (child.memory_limited && child.cgroup && ps.signaled && ps.signal == SIGKILL) {
-    auto kills = child.cgroup->handle().MemoryEvents("oom_kill");
+  if (dead.memory_limited && dead.cgroup && ps.signaled && ps.signal == SIGKILL) {
+    auto kills = dead.cgroup->handle().MemoryEvents("oom_kill");
     ps.oom = kills && *kills > 0;
   }
-  by_pid_.erase(child.process.pid());
-  hung_.erase(child.process.pid());
-  stalled_.erase(child.process.pid());
-  if (child.cgroup) dying_cgroups_.push_back(std::move(*child.cgroup));
-  std::string name = child.name;
-  platform::Process process = std::move(child.process);
-  children_.erase(it);
+  const pid_t pid = dead.process.pid();
+  by_pid_.erase(pid);
+  hung_.erase(pid);
+  stalled_.erase(pid);
   core::Actions actions = sup_.Exited(inc, ps, Now());
-  ChargeConsumer(name, &actions);
+  ChargeConsumer(dead.name, &actions);
   Feed(std::move(actions));
+  (void)loop_->Remove(dead.process.pidfd());
+  if (dead.readiness) (void)loop_->Remove(dead.readiness->read_fd());
+  if (dead.cgroup) dying_cgroups_.push_back(std::move(*dead.cgroup));
   if (peek && status) {
-    if (auto reaped = platform::TryReap(process); !reaped) {
-      Say("{}: {}", name, reaped.error().message);
+    if (auto reaped = platform::TryReap(dead.process); !reaped) {
+      Say("{}: {}", dead.name, reaped.error().message);
     }
   }
   RemoveDeadCgroups();  // after the restart: an rmdir is not on its path
   // An end of its own after which it stays down (temporary, transient and
   // normal, given up): the cgroup made for its next start goes.
-  if (ready_cgroups_.contains(name)) {
-    auto st = sup_.StatusOf(name);
-    if (!st || st->state == "stopped" || st->gave_up) DropReadyCgroup(name);
+  if (ready_cgroups_.contains(dead.name)) {
+    auto st = sup_.StatusOf(dead.name);
+    if (!st || st->state == "stopped" || st->gave_up) DropReadyCgroup(dead.name);
   }
   for (auto& [channel_name, error] : std::exchange(blame_later_, {})) Blame(channel_name, error);
 }

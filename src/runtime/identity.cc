@@ -383,9 +383,13 @@ Result<std::monostate> Daemon::Privileges(const std::string& name, const spec::C
     if (!filter) return MakeError(fmt::format("component {}: {}", c.name, filter.error().message));
     req->seccomp = *filter;
   }
+  if (auto it = identities_.find(c.name); it != identities_.end()) req->identity = it->second;
+  return HandOver(name, c);
+}
+
+Result<std::monostate> Daemon::HandOver(const std::string& name, const spec::Component& c) {
   auto it = identities_.find(c.name);
   if (it == identities_.end()) return std::monostate{};
-  req->identity = it->second;
   // What it must be able to write, handed over before every start (the
   // runtime itself may have made or replaced files since: a rollback, a
   // reset, LMDB's lock file). Its checkpoints stay the runtime's.

@@ -247,7 +247,7 @@ bool Daemon::Promote(const core::Spawn& s) {
     Say("{}: promote standby: {}; starting a new process", s.name, channels.error().message);
     return false;
   }
-  if (auto r = Privileges(s.name, c, &grant); !r) {
+  if (auto r = HandOver(s.name, c); !r) {
     Say("{}: promote standby: {}; starting a new process", s.name, r.error().message);
     return false;
   }
