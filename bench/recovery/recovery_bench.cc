@@ -19,7 +19,11 @@
 //   runit, daemontools, s6 where installed (runsv, supervise, s6-supervise).
 // Each runs twice: free to use every CPU, and with the whole benchmark
 // pinned to one CPU (--pin-cpu), which takes the scheduler's cross-CPU
-// wake-up latency (large on some VMs) out of the comparison.
+// wake-up latency (large on some VMs) out of the comparison. In each
+// placement the floors and the Clean Slate systems without siblings run at
+// once and take turns kill by kill, so that a slow spell of the machine
+// weighs on all of them alike; the siblings' system and the external
+// supervisors run one after the other.
 //
 //   slate_bench_recovery [--kills N] [--settle-ms MS] [--external-kills N]
 //                        [--external-settle-ms MS] [--pin-cpu CPU|-1] [--siblings N]
@@ -37,6 +41,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -108,45 +113,105 @@ struct Contender {
   std::vector<double> respawn_ns;  // stamp - handled
 };
 
-// Kills the probe that `stamps` names last, `kills` times, each after
-// `settle_ms`, and times each replacement. `supervisor` must stay alive.
-// The last probe's pid goes to *last so the caller can make sure it dies.
-void Measure(Contender& c, const std::string& stamps, pid_t supervisor, int kills, int settle_ms,
-             pid_t* last, milliseconds start_timeout = milliseconds(5000)) {
-  c.settle_ms = settle_ms;
-  LineFollower follower(stamps);
-  auto first = follower.Next(Clock::now() + start_timeout);
-  std::optional<Stamp> current = first ? ParseStamp(*first) : std::nullopt;
-  if (!current) {
-    c.status = fmt::format("failed: the probe did not start within {} ms", start_timeout.count());
-    return;
+// One contender under measurement: its supervisor runs, and the probe's
+// stamps are read from `stamps`. Step waits `settle_ms`, kills the current
+// probe and times its replacement. `supervisor` must stay alive.
+class Trial {
+ public:
+  Trial(Contender& c, const std::string& stamps, pid_t supervisor, int settle_ms)
+      : c_(c), follower_(stamps), supervisor_(supervisor), settle_ms_(settle_ms) {
+    c_.settle_ms = settle_ms;
   }
-  *last = current->pid;
-  for (int i = 0; i < kills; ++i) {
-    std::this_thread::sleep_for(milliseconds(settle_ms));
+
+  // Waits for the first probe; false (and the contender's status says why)
+  // if it does not come within `timeout`.
+  bool Begin(milliseconds timeout) {
+    auto first = follower_.Next(Clock::now() + timeout);
+    current_ = first ? ParseStamp(*first) : std::nullopt;
+    if (!current_) {
+      c_.status = fmt::format("failed: the probe did not start within {} ms", timeout.count());
+      return false;
+    }
+    return true;
+  }
+
+  // One kill and its replacement; false (status set) when that failed.
+  bool Step() {
+    ++kills_;
+    std::this_thread::sleep_for(milliseconds(settle_ms_));
     std::int64_t killed_at = MonoNs();
-    if (::kill(current->pid, SIGKILL) != 0) {
-      c.status = fmt::format("failed: kill {}: {}", current->pid, std::strerror(errno));
-      return;
+    if (::kill(current_->pid, SIGKILL) != 0) {
+      c_.status = fmt::format("failed: kill {}: {}", current_->pid, std::strerror(errno));
+      return false;
     }
     std::optional<Stamp> next;
     auto deadline = Clock::now() + milliseconds(3000);
-    while (!next || next->pid == current->pid) {
-      auto line = follower.Next(deadline);
+    while (!next || next->pid == current_->pid) {
+      auto line = follower_.Next(deadline);
       if (!line) break;
       next = ParseStamp(*line);
     }
-    if (!next || next->pid == current->pid) {
-      c.status = fmt::format("failed: no replacement within 3 s of kill {}{}", i + 1,
-                             Alive(supervisor) ? "" : " (the supervisor is gone)");
-      return;
+    if (!next || next->pid == current_->pid) {
+      c_.status = fmt::format("failed: no replacement within 3 s of kill {}{}", kills_,
+                              Alive(supervisor_) ? "" : " (the supervisor is gone)");
+      return false;
     }
-    c.killed_ns.push_back(killed_at);
-    c.stamp_ns.push_back(next->ns);
-    c.samples_ns.push_back(static_cast<double>(next->ns - killed_at));
-    current = next;
-    *last = current->pid;
+    c_.killed_ns.push_back(killed_at);
+    c_.stamp_ns.push_back(next->ns);
+    c_.samples_ns.push_back(static_cast<double>(next->ns - killed_at));
+    current_ = next;
+    return true;
   }
+
+  // The probe running now (-1 before the first), for the caller to make
+  // sure it dies.
+  pid_t last() const { return current_ ? current_->pid : -1; }
+
+ private:
+  Contender& c_;
+  LineFollower follower_;
+  pid_t supervisor_;
+  int settle_ms_;
+  int kills_ = 0;
+  std::optional<Stamp> current_;
+};
+
+// A contender measured on its own, `kills` times; the last probe's pid goes
+// to *last so the caller can make sure it dies.
+void Measure(Contender& c, const std::string& stamps, pid_t supervisor, int kills, int settle_ms,
+             pid_t* last, milliseconds start_timeout = milliseconds(5000)) {
+  Trial trial(c, stamps, supervisor, settle_ms);
+  if (trial.Begin(start_timeout)) {
+    for (int i = 0; i < kills && trial.Step(); ++i) {
+    }
+  }
+  *last = trial.last();
+}
+
+// A contender started and ready for its first kill, to be measured in turn
+// with others (Interleave); `stop` ends its supervisor afterwards.
+struct Started {
+  Contender c;
+  std::unique_ptr<Trial> trial;  // null: it failed to start (c.status)
+  bool failed = false;
+  std::function<void(Started&)> stop;
+};
+
+// The contenders take turns kill by kill, `kills` each: a slower spell of
+// the machine (on this VM the floor moved by a fifth between runs a minute
+// apart) then falls on all of them alike, not on whichever ran during it.
+std::vector<Contender> Interleave(std::vector<std::unique_ptr<Started>> started, int kills) {
+  for (int i = 0; i < kills; ++i) {
+    for (auto& s : started) {
+      if (s->trial && !s->failed && !s->trial->Step()) s->failed = true;
+    }
+  }
+  std::vector<Contender> out;
+  for (auto& s : started) {
+    if (s->stop) s->stop(*s);
+    out.push_back(std::move(s->c));
+  }
+  return out;
 }
 
 // Splits each recovery at the first `handled` time inside it.
@@ -195,28 +260,33 @@ std::string SelfPath() {
 
 // (a) The floor: this program as a respawn loop; with `standby`, the
 // standby floor: this program keeping one parked spare.
-Contender RunFloor(const Options& o, const std::string& dir, bool standby) {
-  Contender c;
+std::unique_ptr<Started> StartFloor(const Options& o, const std::string& dir, bool standby) {
+  auto started = std::make_unique<Started>();
+  Contender& c = started->c;
   c.name = standby ? "standby floor: spare + waitpid" : "floor: fork+exec+waitpid loop";
   c.handled_what = "waitpid returned";
   const std::string base = dir + (standby ? "/standby-floor" : "/floor");
   std::string stamps = base + ".stamps";
   std::string reaped = base + ".reaped";
   std::ofstream(stamps).close();
-  ChildGuard loop(StartProcess({SelfPath(), standby ? "--standby-loop" : "--respawn-loop",
-                                std::to_string(o.kills + 3), SLATE_BENCH_PROBE, reaped},
-                               {"PROBE_FILE=" + stamps}));
-  if (loop.pid() <= 0) {
+  auto loop = std::make_shared<ChildGuard>(
+      StartProcess({SelfPath(), standby ? "--standby-loop" : "--respawn-loop",
+                    std::to_string(o.kills + 3), SLATE_BENCH_PROBE, reaped},
+                   {"PROBE_FILE=" + stamps}));
+  if (loop->pid() <= 0) {
     c.status = "failed: cannot start the loop";
-    return c;
+    return started;
   }
-  pid_t last = -1;
   // As for Clean Slate's standby: the next spare is parked before a kill.
-  Measure(c, stamps, loop.pid(), o.kills, standby ? std::max(o.settle_ms, 20) : o.settle_ms, &last);
-  loop.Stop(milliseconds(2000));  // SIGTERM: it writes `reaped` and exits
-  KillProbe(last);
-  Breakdown(c, ReadNumbers(reaped));
-  return c;
+  started->trial = std::make_unique<Trial>(c, stamps, loop->pid(),
+                                           standby ? std::max(o.settle_ms, 20) : o.settle_ms);
+  started->failed = !started->trial->Begin(milliseconds(5000));
+  started->stop = [loop, reaped](Started& s) {
+    loop->Stop(milliseconds(2000));  // SIGTERM: it writes `reaped` and exits
+    KillProbe(s.trial->last());
+    Breakdown(s.c, ReadNumbers(reaped));
+  };
+  return started;
 }
 
 // (b) Clean Slate, cold: a fresh `slate run` of one component; with
@@ -228,9 +298,11 @@ Contender RunFloor(const Options& o, const std::string& dir, bool standby) {
 // namespace of its own, behind slate-init (the stamp's pid is the init's, so
 // the kill ends the namespace). `ptrace_host`: without the Landlock domain
 // every component has by default.
-Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool standby = false,
-                   bool pid_private = false, bool ptrace_host = false) {
-  Contender c;
+std::unique_ptr<Started> StartSlate(const Options& o, const std::string& dir, int siblings,
+                                    bool standby = false, bool pid_private = false,
+                                    bool ptrace_host = false) {
+  auto started = std::make_unique<Started>();
+  Contender& c = started->c;
   c.name = standby && pid_private ? "Clean Slate: standby, pid private"
            : standby              ? "Clean Slate: standby = 1"
            : pid_private          ? "Clean Slate: pid = \"private\""
@@ -264,23 +336,26 @@ Contender RunSlate(const Options& o, const std::string& dir, int siblings, bool 
                   pid_private ? "pid = \"private\"\n" : "",
                   ptrace_host ? "ptrace = \"host\"\n" : ""),
       components);
-  ChildGuard slate(StartProcess({o.slate, "run", file}, {}, sub + "/run.log"));
-  if (slate.pid() <= 0) {
+  auto slate =
+      std::make_shared<ChildGuard>(StartProcess({o.slate, "run", file}, {}, sub + "/run.log"));
+  if (slate->pid() <= 0) {
     c.status = "failed: cannot start slate run";
-    return c;
+    return started;
   }
-  pid_t last = -1;
-  Measure(c, stamps, slate.pid(), o.kills, standby ? std::max(o.settle_ms, 20) : o.settle_ms, &last,
-          milliseconds(5000 + 20 * siblings));
-  if (c.status != "ok") {
-    std::ifstream log(sub + "/run.log");
-    std::string text((std::istreambuf_iterator<char>(log)), {});
-    fmt::print(stderr, "slate run's output:\n{}\n", text);
-  }
-  slate.Stop(milliseconds(10000));
-  KillProbe(last);
-  Breakdown(c, ExitsInJournal(sub + "/state/events.jsonl"));
-  return c;
+  started->trial = std::make_unique<Trial>(c, stamps, slate->pid(),
+                                           standby ? std::max(o.settle_ms, 20) : o.settle_ms);
+  started->failed = !started->trial->Begin(milliseconds(5000 + 20 * siblings));
+  started->stop = [slate, sub](Started& s) {
+    if (s.c.status != "ok") {
+      std::ifstream log(sub + "/run.log");
+      std::string text((std::istreambuf_iterator<char>(log)), {});
+      fmt::print(stderr, "slate run's output:\n{}\n", text);
+    }
+    slate->Stop(milliseconds(10000));
+    KillProbe(s.trial->last());
+    Breakdown(s.c, ExitsInJournal(sub + "/state/events.jsonl"));
+  };
+  return started;
 }
 
 // runit, daemontools, s6: a service directory whose ./run is the probe
@@ -644,30 +719,55 @@ int Main(int argc, char** argv) {
     std::string sub = dir + "/" + (cpu < 0 ? std::string("all") : fmt::format("cpu{}", cpu));
     std::error_code ec;
     fs::create_directories(sub, ec);
+    // The contenders whose restarts take at most milliseconds are started
+    // together and take turns kill by kill (Interleave); the rest run one
+    // after the other: the siblings' system (its 1000 idle probes would
+    // weigh on the others), and the external supervisors, whose settle is a
+    // second long.
+    auto wanted = [&](const std::string& name, bool floor) {
+      return floor || o.only.empty() ||
+             std::any_of(o.only.begin(), o.only.end(),
+                         [&](const std::string& w) { return name.find(w) != std::string::npos; });
+    };
+    auto skipped = [](const std::string& name) {
+      Contender c;
+      c.name = name;
+      c.status = "skipped (--only)";
+      return c;
+    };
+    std::vector<std::unique_ptr<Started>> together;
+    std::vector<std::size_t> slots;  // where each row of `all` comes from
     std::vector<Contender> all;
-    // Runs `run` unless --only leaves out `name` (then a row that says so).
-    auto add = [&](const std::string& name, const std::function<Contender()>& run) {
-      const bool wanted = o.only.empty() || all.size() < 2 ||  // the two floors
-                          std::any_of(o.only.begin(), o.only.end(), [&](const std::string& w) {
-                            return name.find(w) != std::string::npos;
-                          });
-      if (wanted) {
-        all.push_back(run());
+    auto start = [&](const std::string& name, bool floor,
+                     const std::function<std::unique_ptr<Started>()>& run) {
+      if (!wanted(name, floor)) {
+        all.push_back(skipped(name));
         return;
       }
-      Contender skipped;
-      skipped.name = name;
-      skipped.status = "skipped (--only)";
-      all.push_back(skipped);
+      slots.push_back(all.size());
+      all.emplace_back();
+      together.push_back(run());
     };
-    add("floor", [&] { return RunFloor(o, sub, false); });
-    add("standby floor", [&] { return RunFloor(o, sub, true); });  // all[1]: standby_floor
-    add("slate run", [&] { return RunSlate(o, sub, 0); });
-    add("standby = 1", [&] { return RunSlate(o, sub, 0, true); });
-    add("pid private", [&] { return RunSlate(o, sub, 0, false, true); });
-    add("standby, pid private", [&] { return RunSlate(o, sub, 0, true, true); });
-    add("ptrace host", [&] { return RunSlate(o, sub, 0, false, false, true); });
-    if (o.siblings > 0) add("siblings", [&] { return RunSlate(o, sub, o.siblings); });
+    start("floor", true, [&] { return StartFloor(o, sub, false); });
+    start("standby floor", true, [&] { return StartFloor(o, sub, true); });  // all[1]
+    start("slate run", false, [&] { return StartSlate(o, sub, 0); });
+    start("standby = 1", false, [&] { return StartSlate(o, sub, 0, true); });
+    start("pid private", false, [&] { return StartSlate(o, sub, 0, false, true); });
+    start("standby, pid private", false, [&] { return StartSlate(o, sub, 0, true, true); });
+    start("ptrace host", false, [&] { return StartSlate(o, sub, 0, false, false, true); });
+    std::vector<Contender> measured = Interleave(std::move(together), o.kills);
+    for (std::size_t i = 0; i < slots.size(); ++i) all[slots[i]] = std::move(measured[i]);
+    // One after the other, unless --only leaves one out.
+    auto add = [&](const std::string& name, const std::function<Contender()>& run) {
+      all.push_back(wanted(name, false) ? run() : skipped(name));
+    };
+    if (o.siblings > 0) {
+      add("siblings", [&] {
+        std::vector<std::unique_ptr<Started>> alone;
+        alone.push_back(StartSlate(o, sub, o.siblings));
+        return std::move(Interleave(std::move(alone), o.kills).front());
+      });
+    }
     if (cpu < 0) {  // the external supervisors once, unpinned: they are slow to run
       add("runit", [&] { return RunExternal(o, sub, "runit", "runsv", "runit"); });
       add("daemontools",
