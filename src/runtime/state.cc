@@ -152,7 +152,12 @@ void Daemon::DoApplyStep(const core::ApplyStep& a) {
         if (!outcome->has_value()) {
           event("state_reset", "no checkpoint taken before the streak began");
         } else {
-          event("state_rolled_back", "", (*outcome)->seq);
+          // The newer checkpoints it had to pass over, if any, are named.
+          std::string detail;
+          for (const std::string& p : (*outcome)->passed_over) {
+            detail += (detail.empty() ? "passed over " : "; ") + p;
+          }
+          event("state_rolled_back", detail, (*outcome)->seq);
         }
         finish();
       };

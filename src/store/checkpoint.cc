@@ -5,11 +5,17 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <span>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/digest.h"
+#include "platform/unique_fd.h"
 #include "store/files.h"
 
 namespace slate::store {
@@ -56,6 +62,67 @@ bool SameDirectory(const std::string& a, const std::string& b) {
   struct stat sb {};
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
+}
+
+constexpr std::string_view kDigestFile = "data.mdb.sha256";
+
+// The SHA-256 of the file at `path` (in image::IsDigest's form).
+StoreResult<std::string> DigestFile(const std::string& path) {
+  platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStoreError("open " + path, errno);
+  image::internal::Sha256 sha;
+  std::vector<char> buf(std::size_t{1} << 20);
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStoreError("read " + path, errno);
+    if (n == 0) break;
+    sha.Update(std::span<const char>(buf.data(), static_cast<std::size_t>(n)));
+  }
+  auto digest = sha.Finish();
+  if (!digest)
+    return MakeStoreError(StoreErrc::kIo, "digest of " + path + ": " + digest.error().message);
+  return *digest;
+}
+
+// A digest as a message shows it: its first 12 hex digits (a malformed one
+// quoted, at most 80 characters of it).
+std::string Short(const std::string& digest) {
+  constexpr std::size_t kPrefix = image::kDigestPrefix.size();
+  if (!image::IsDigest(digest)) {
+    std::string quoted = "'";
+    quoted.append(digest, 0, 80).push_back('\'');
+    return quoted;
+  }
+  return digest.substr(0, kPrefix + 12) + "...";
+}
+
+// Writes `text` to `path` (a new file) and fsyncs it.
+StoreStatus WriteSynced(const std::string& path, const std::string& text) {
+  platform::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStoreError("create " + path, errno);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoStoreError("write " + path, errno == 0 ? EIO : errno);
+  }
+  if (::fsync(fd.get()) != 0) return ErrnoStoreError("fsync " + path, errno);
+  return StoreOk();
+}
+
+// The digest recorded with the checkpoint in `dir`; nullopt if it has none
+// (taken before digests were recorded).
+StoreResult<std::optional<std::string>> RecordedDigest(const std::string& dir) {
+  const std::string path = dir + "/" + std::string(kDigestFile);
+  platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid() && errno == ENOENT) return std::optional<std::string>();
+  if (!fd.valid()) return ErrnoStoreError("open " + path, errno);
+  char buf[128];
+  ssize_t n = 0;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) < 0 && errno == EINTR) {
+  }
+  if (n < 0) return ErrnoStoreError("read " + path, errno);
+  std::string digest(buf, static_cast<std::size_t>(n));
+  while (!digest.empty() && digest.back() == '\n') digest.pop_back();
+  return std::optional<std::string>(std::move(digest));
 }
 
 StoreStatus RenameSynced(const std::string& from, const std::string& to, const std::string& dir) {
@@ -152,6 +219,14 @@ StoreResult<CheckpointInfo> CheckpointSet::Take(const StateStore& store) {
   auto bytes = store.Checkpoint(taking, mode_);
   if (!bytes) return bytes.error();
   info.bytes = *bytes;
+  // What Restore checks the copy against: read back from the page cache.
+  auto digest = DigestFile(taking + "/data.mdb");
+  if (!digest) return digest.error();
+  if (auto written = WriteSynced(taking + "/" + std::string(kDigestFile), *digest + "\n");
+      !written) {
+    return written.error();
+  }
+  if (auto synced = internal::SyncDir(taking); !synced) return synced.error();
   info.created = system_clock::now();
   info.path = dir_ + "/" + CheckpointName(info.seq, info.created);
   if (auto renamed = RenameSynced(taking, info.path, dir_); !renamed) return renamed.error();
@@ -192,6 +267,22 @@ StoreStatus CheckpointSet::Restore(const CheckpointInfo& checkpoint) {
     return ErrnoStoreError("unlink " + incoming, errno);
   }
   if (auto copied = internal::CopyFileSynced(source, incoming); !copied) return copied;
+  auto recorded = RecordedDigest(checkpoint.path);
+  if (!recorded) return recorded.error();
+  if (*recorded) {
+    auto now = DigestFile(incoming);
+    if (!now) return now.error();
+    if (*now != **recorded) {
+      (void)::unlink(incoming.c_str());
+      const std::string name = std::filesystem::path(checkpoint.path).filename().string();
+      const std::string aside = dir_ + "/corrupt-" + name;
+      if (auto moved = RenameSynced(checkpoint.path, aside, dir_); !moved) return moved.error();
+      return MakeStoreError(StoreErrc::kCorrupt, "checkpoint " + std::to_string(checkpoint.seq) +
+                                                     ": data.mdb is not what was taken (now " +
+                                                     Short(*now) + ", when taken " +
+                                                     Short(**recorded) + "); moved to " + aside);
+    }
+  }
   return RenameSynced(incoming, store_dir_ + "/data.mdb", store_dir_);
 }
 

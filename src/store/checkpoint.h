@@ -6,8 +6,11 @@
 // sequence number (10 digits, from 1, never reused while a checkpoint with a
 // higher one exists) and NS the creation time in nanoseconds since the Unix
 // epoch. A checkpoint is an LMDB data file without a lock file; LMDB makes one
-// when it is opened. Entries whose names begin with '.' are work in progress
-// (.taking-SEQ, .dropping-SEQ, *.tmp) and are removed by Open.
+// when it is opened. Beside it, data.mdb.sha256 holds the SHA-256 of the copy
+// as it was taken ("sha256-" and 64 hex digits), which Restore checks.
+// Entries whose names begin with '.' are work in progress (.taking-SEQ,
+// .dropping-SEQ, *.tmp) and are removed by Open; a checkpoint that failed
+// its check is moved to corrupt-ckpt-SEQ-NS and kept for inspection.
 //
 // Thread safety: every method may be called from any thread; Take, Prune,
 // Restore and Reset are serialized by an internal mutex, and List and the
@@ -36,6 +39,9 @@ struct CheckpointInfo {
   std::chrono::system_clock::time_point created;
   std::string path;  // the checkpoint's directory
   std::uint64_t bytes = 0;
+  // RollbackJob's: the newer checkpoints it passed over because they failed
+  // Restore's check (each Restore's message), newest first.
+  std::vector<std::string> passed_over;
 };
 
 class CheckpointSet {
@@ -74,6 +80,12 @@ class CheckpointSet {
   // otherwise kBusy and nothing changes. kNotFound if the checkpoint is gone.
   // The new data.mdb is fsynced and renamed into place, so a crash leaves the
   // old or the new store, never a mix; LMDB rebuilds lock.mdb on next open.
+  // Before the rename the copy's SHA-256 is checked against the one recorded
+  // when the checkpoint was taken: if they differ (the disk, or a hand,
+  // changed it since), the live store is left as it was, the checkpoint is
+  // moved aside (corrupt-ckpt-SEQ-NS, out of List) and the result is
+  // kCorrupt. A checkpoint taken before digests were recorded is restored
+  // unchecked.
   StoreStatus Restore(const CheckpointInfo& checkpoint);
 
   // Empties the live store (removes data.mdb; the next Open creates an empty

@@ -21,6 +21,7 @@ namespace slate::store {
 namespace {
 
 using testing::Child;
+using testing::FlipByte;
 using testing::Report;
 using testing::TempDir;
 
@@ -207,6 +208,56 @@ TEST(Restore, IsRefusedWhileAnotherProcessHasTheStoreOpen) {
   EXPECT_EQ(set->Reset().error().code, StoreErrc::kBusy);
   ASSERT_EQ(holder.Kill(), -SIGKILL);
   EXPECT_TRUE(set->Restore(checkpoint).ok()) << "a killed holder leaves no lock behind";
+}
+
+TEST(Restore, ACheckpointChangedSinceItWasTakenIsMovedAsideAndTheStoreKept) {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path());
+  auto set = OpenSet(tmp.path(), 3);
+  ASSERT_TRUE(store->Put("a", "checkpointed").ok());
+  auto taken = set->Take(*store);
+  ASSERT_TRUE(taken.ok()) << taken.error().message;
+  std::ifstream recorded(taken->path + "/data.mdb.sha256");
+  std::string digest;
+  std::getline(recorded, digest);
+  EXPECT_EQ(digest.rfind("sha256-", 0), 0u) << digest;
+  EXPECT_EQ(digest.size(), 7u + 64u) << digest;
+  ASSERT_TRUE(store->Put("a", "live").ok());
+  store.reset();
+
+  // A byte of the checkpoint's data changes on the disk after it was taken.
+  FlipByte(taken->path + "/data.mdb", 4096 + 100);
+  auto restored = set->Restore(*taken);
+  ASSERT_FALSE(restored.ok());
+  EXPECT_EQ(restored.error().code, StoreErrc::kCorrupt);
+  EXPECT_NE(restored.error().message.find("checkpoint 1: data.mdb is not what was taken"),
+            std::string::npos)
+      << restored.error().message;
+  // The live store is untouched; the checkpoint is out of the list but kept.
+  store = OpenStore(tmp.path());
+  EXPECT_EQ(store->Get("a")->value(), "live");
+  EXPECT_TRUE(Seqs(*set).empty());
+  const std::string name = std::filesystem::path(taken->path).filename().string();
+  EXPECT_TRUE(std::filesystem::exists(set->dir() + "/corrupt-" + name + "/data.mdb"));
+  EXPECT_FALSE(std::filesystem::exists(tmp / ".restore.mdb"));
+  // Still there after the set is opened again (for whoever looks into it).
+  set = OpenSet(tmp.path(), 3);
+  EXPECT_TRUE(std::filesystem::exists(set->dir() + "/corrupt-" + name));
+}
+
+TEST(Restore, ACheckpointWithoutADigestIsRestoredUnchecked) {
+  TempDir tmp;
+  auto store = OpenStore(tmp.path());
+  auto set = OpenSet(tmp.path(), 3);
+  ASSERT_TRUE(store->Put("a", "1").ok());
+  auto taken = set->Take(*store);
+  ASSERT_TRUE(taken.ok());
+  store.reset();
+  // As an earlier version took it.
+  ASSERT_TRUE(std::filesystem::remove(taken->path + "/data.mdb.sha256"));
+  ASSERT_TRUE(set->Restore(*taken).ok());
+  store = OpenStore(tmp.path());
+  EXPECT_EQ(store->Get("a")->value(), "1");
 }
 
 TEST(Restore, AMissingCheckpointIsNotFound) {

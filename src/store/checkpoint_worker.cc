@@ -114,14 +114,30 @@ StoreStatus ReadWholeStore(const std::string& dir, std::uint64_t map_size) {
 Job RollbackJob(std::shared_ptr<CheckpointSet> set,
                 std::chrono::system_clock::time_point streak_began) {
   return [set = std::move(set), streak_began]() -> JobOutcome {
-    auto chosen = set->NewestBefore(streak_began);
-    if (!chosen) return chosen.error();
-    if (!*chosen) {
-      if (auto reset = set->Reset(); !reset) return reset.error();
-      return std::optional<CheckpointInfo>();
+    // A checkpoint that fails Restore's check is moved aside by it, so the
+    // next NewestBefore is an older one.
+    std::vector<std::string> passed_over;
+    for (;;) {
+      auto chosen = set->NewestBefore(streak_began);
+      if (!chosen) return chosen.error();
+      if (!*chosen && !passed_over.empty()) {
+        std::string all;
+        for (const std::string& p : passed_over) all += (all.empty() ? "" : "; ") + p;
+        return MakeStoreError(StoreErrc::kCorrupt,
+                              "no intact checkpoint from before the streak: " + all);
+      }
+      if (!*chosen) {
+        if (auto reset = set->Reset(); !reset) return reset.error();
+        return std::optional<CheckpointInfo>();
+      }
+      auto restored = set->Restore(**chosen);
+      if (restored) {
+        (*chosen)->passed_over = std::move(passed_over);
+        return std::move(*chosen);
+      }
+      if (restored.error().code != StoreErrc::kCorrupt) return restored.error();
+      passed_over.push_back(restored.error().message);
     }
-    if (auto restored = set->Restore(**chosen); !restored) return restored.error();
-    return std::move(*chosen);
   };
 }
 

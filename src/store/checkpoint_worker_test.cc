@@ -119,6 +119,49 @@ TEST(CheckpointWorker, RollbackRestoresTheNewestCheckpointBeforeTheStreak) {
   EXPECT_EQ(store->Get("state")->value(), "good");
 }
 
+TEST(CheckpointWorker, RollbackPassesOverACheckpointThatFailsItsCheck) {
+  TempDir tmp;
+  auto store = OpenSharedStore(tmp.path());
+  auto set = OpenSharedSet(tmp.path(), 3);
+  auto worker = StartWorker();
+  for (const char* value : {"older", "newer"}) {
+    ASSERT_TRUE(store->Put("state", value).ok());
+    worker->Submit(CheckpointJob(store, set));
+    ASSERT_EQ(AwaitCompletions(*worker, 1).size(), 1u);
+  }
+  const auto streak_began = std::chrono::system_clock::now();
+  ASSERT_TRUE(store->Put("state", "poison").ok());
+  store.reset();
+  // The newer checkpoint rots on the disk.
+  const auto newest = set->Latest()->value();
+  testing::FlipByte(newest.path + "/data.mdb", 4096 + 64);
+
+  worker->Submit(RollbackJob(set, streak_began));
+  const auto done = AwaitCompletions(*worker, 1);
+  ASSERT_EQ(done.size(), 1u);
+  ASSERT_TRUE(done[0].outcome.ok()) << done[0].outcome.error().message;
+  ASSERT_TRUE(done[0].outcome->has_value());
+  const CheckpointInfo& used = done[0].outcome->value();
+  EXPECT_EQ(used.seq, 1u);
+  ASSERT_EQ(used.passed_over.size(), 1u);
+  EXPECT_NE(used.passed_over[0].find("checkpoint 2:"), std::string::npos) << used.passed_over[0];
+  store = OpenSharedStore(tmp.path());
+  EXPECT_EQ(store->Get("state")->value(), "older");
+
+  // With none intact left, the rollback fails as corrupt (the runtime then
+  // resets the store) instead of restoring what it cannot vouch for.
+  store.reset();
+  testing::FlipByte(set->Latest()->value().path + "/data.mdb", 4096 + 64);
+  worker->Submit(RollbackJob(set, streak_began));
+  const auto failed = AwaitCompletions(*worker, 1);
+  ASSERT_EQ(failed.size(), 1u);
+  ASSERT_FALSE(failed[0].outcome.ok());
+  EXPECT_EQ(failed[0].outcome.error().code, StoreErrc::kCorrupt);
+  EXPECT_NE(failed[0].outcome.error().message.find("no intact checkpoint from before the streak"),
+            std::string::npos)
+      << failed[0].outcome.error().message;
+}
+
 // The runtime's whole cycle without holding the store: checkpoint while the
 // component (a child process) runs and writes, then after it is killed, roll
 // back to the checkpoint taken before its failure streak.

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <utility>
 
@@ -162,6 +163,17 @@ std::string AwaitLine(int fd) {
 void Report(int fd, const std::string& line) {
   const std::string out = line + "\n";
   (void)::write(fd, out.data(), out.size());
+}
+
+void FlipByte(const std::string& path, long offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  char c = 0;
+  f.seekg(offset);
+  f.get(c);
+  f.seekp(offset);
+  f.put(static_cast<char>(c ^ 0x5a));
+  f.flush();
+  if (!f) std::abort();  // a test that cannot damage its file must not pass
 }
 
 }  // namespace slate::store::testing

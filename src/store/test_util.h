@@ -80,4 +80,8 @@ void Report(int fd, const std::string& line);
 // For a child: blocks until a line arrives on `fd` (or EOF); returns it.
 std::string AwaitLine(int fd);
 
+// Changes one byte of the file at `path` in place (XOR 0x5a), at `offset`:
+// a file that rots on the disk after it was written.
+void FlipByte(const std::string& path, long offset);
+
 }  // namespace slate::store::testing
