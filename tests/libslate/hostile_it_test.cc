@@ -379,8 +379,15 @@ ptrace = "host"
   std::this_thread::sleep_for(milliseconds(500));
   probe.Check("notify flood");
   bystander.Check();
-  // The descriptors it sends do not pile up in the runtime.
-  EXPECT_LE(CountFds(sut.pid()), fds + 4);
+  // The descriptors it sends do not pile up in the runtime. The least of
+  // ten looks: the victim keeps restarting, and one look may land while a
+  // restart holds the old process's descriptors and the new one's.
+  int least = CountFds(sut.pid());
+  for (int i = 0; i < 9; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    least = std::min(least, CountFds(sut.pid()));
+  }
+  EXPECT_LE(least, fds + 4);
   // The flood was on, and reached the victim's socket.
   const FloodReport flood = LastFloodReport(sut.ComponentLog("flood"));
   std::printf(
