@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
-#include <span>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "image/digest.h"
+#include "image/files.h"
 #include "platform/unique_fd.h"
 #include "store/files.h"
 
@@ -70,18 +70,10 @@ constexpr std::string_view kDigestFile = "data.mdb.sha256";
 StoreResult<std::string> DigestFile(const std::string& path) {
   platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStoreError("open " + path, errno);
-  image::internal::Sha256 sha;
-  std::vector<char> buf(std::size_t{1} << 20);
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStoreError("read " + path, errno);
-    if (n == 0) break;
-    sha.Update(std::span<const char>(buf.data(), static_cast<std::size_t>(n)));
-  }
-  auto digest = sha.Finish();
-  if (!digest)
+  auto digest = image::internal::CopyHashed(fd.get(), path, -1, "");
+  if (!digest) {
     return MakeStoreError(StoreErrc::kIo, "digest of " + path + ": " + digest.error().message);
+  }
   return *digest;
 }
 
