@@ -144,7 +144,8 @@ TEST(ChannelProcessTest, ConsumerKilledBeforeAckGetsEverythingAgainInOrder) {
   ChannelFiles files = MustCreate(dir.Channel(), {16, 64, 3});
   {
     Producer p = MustAttachProducer(files);
-    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(p.Send(AsBytes("m" + std::to_string(i)), 0s).ok());
+    for (int i = 1; i <= 10; ++i)
+      ASSERT_TRUE(p.Send(AsBytes(std::string("m").append(std::to_string(i))), 0s).ok());
   }
   auto run_consumer = [&](int receive, bool ack_and_exit) {
     Pipe report;
@@ -157,7 +158,9 @@ TEST(ChannelProcessTest, ConsumerKilledBeforeAckGetsEverythingAgainInOrder) {
       for (int i = 0; i < receive; ++i) {
         auto r = c->Receive(buf, 1s);
         if (!r) return 11;
-        if (AsString(std::span(buf).first(r->size)) != "m" + std::to_string(r->id)) return 12;
+        if (AsString(std::span(buf).first(r->size)) !=
+            std::string("m").append(std::to_string(r->id)))
+          return 12;
         Report(report.write.get(), r->id);
       }
       if (!ack_and_exit) ::kill(::getpid(), SIGKILL);  // dies holding them
@@ -196,7 +199,7 @@ TEST(ChannelProcessTest, PoisonMessageReachesTheDeadLetterQueueAndTheStreamGoesO
   ChannelFiles files = MustCreate(dir.Channel(), {16, 64, 3});
   Producer producer = MustAttachProducer(files);
   for (int i = 1; i <= 10; ++i) {
-    std::string m = i == 4 ? "poison" : "m" + std::to_string(i);
+    std::string m = i == 4 ? "poison" : std::string("m").append(std::to_string(i));
     ASSERT_TRUE(producer.Send(AsBytes(m), 0s).ok());
   }
   std::vector<std::uint64_t> processed;

@@ -37,7 +37,7 @@ class ChannelTest : public ::testing::Test {
   static std::string Next(Consumer& c, std::uint64_t* id = nullptr) {
     std::array<std::byte, 256> buf{};
     auto r = c.Receive(buf, 1s);
-    if (!r) return "<" + r.error().Describe() + ">";
+    if (!r) return std::string("<").append(r.error().Describe()).append(">");
     if (id != nullptr) *id = r->id;
     return AsString(std::span(buf).first(r->size));
   }

@@ -362,7 +362,8 @@ TEST(ImageStore, SetInitialAllWritesEveryRecordAtOnce) {
   const std::string b = ImportOrDie(store, tmp, "v2");
   ASSERT_TRUE(store.SetInitial("c7", b).ok());
   std::vector<std::pair<std::string, std::string>> records;
-  for (int i = 0; i < 300; ++i) records.emplace_back("c" + std::to_string(i), i % 2 ? a : b);
+  for (int i = 0; i < 300; ++i)
+    records.emplace_back(std::string("c").append(std::to_string(i)), i % 2 ? a : b);
   auto all = store.SetInitialAll(records);
   ASSERT_TRUE(all.ok()) << all.error().message;
   for (const auto& [name, digest] : records) {

@@ -228,7 +228,8 @@ TEST(ReadWholeStore, TellsAStoreThatReadsWholeFromOneThatDoesNot) {
   {
     auto store = OpenSharedStore(tmp.path());
     for (int i = 0; i < 400; ++i) {
-      ASSERT_TRUE(store->Put("k" + std::to_string(i), std::string(300, 'v')).ok());
+      ASSERT_TRUE(
+          store->Put(std::string("k").append(std::to_string(i)), std::string(300, 'v')).ok());
     }
   }
   // The code of the outcome, or 100 when it read; its message on the pipe.

@@ -179,14 +179,15 @@ TEST(Errors, MapFullIsItsOwnCodeAndTheStoreStaysUsable) {
   StoreStatus put = StoreOk();
   int stored = 0;
   for (; stored < 1000; ++stored) {
-    put = store->Put("k" + std::to_string(stored), value);
+    put = store->Put(std::string("k").append(std::to_string(stored)), value);
     if (!put) break;
   }
   ASSERT_FALSE(put.ok()) << "1 MiB held 1000 x 4000 bytes";
   EXPECT_EQ(put.error().code, StoreErrc::kMapFull) << put.error().message;
   EXPECT_NE(put.error().message.find(tmp.path()), std::string::npos) << put.error().message;
   EXPECT_EQ(store->Get("k0")->value(), value);
-  for (int i = 0; i < stored; i += 2) ASSERT_TRUE(store->Del("k" + std::to_string(i)).ok());
+  for (int i = 0; i < stored; i += 2)
+    ASSERT_TRUE(store->Del(std::string("k").append(std::to_string(i))).ok());
   EXPECT_TRUE(store->Put("after", value).ok());
 }
 
@@ -196,7 +197,7 @@ TEST(Errors, MapFullInsideATxnFailsItsCommit) {
   auto txn = store->Begin();
   StoreStatus put = StoreOk();
   for (int i = 0; i < 1000 && put.ok(); ++i)
-    put = txn->Put("k" + std::to_string(i), std::string(4000, 'x'));
+    put = txn->Put(std::string("k").append(std::to_string(i)), std::string(4000, 'x'));
   EXPECT_EQ(put.error().code, StoreErrc::kMapFull);
   EXPECT_EQ(txn->Commit().error().code, StoreErrc::kTxnFailed);
   EXPECT_FALSE(store->Get("k0")->has_value());

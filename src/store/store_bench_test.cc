@@ -190,7 +190,7 @@ TEST(Measure, CommitsPerDurability) {
   for (const Mode& mode :
        {Mode{"MDB_NOSYNC (process)", MDB_NOSYNC, 20000},
         Mode{"MDB_NOMETASYNC", MDB_NOMETASYNC, 200}, Mode{"full sync (power)", 0, 200}}) {
-    RawEnv raw(tmp.path() + "/" + std::to_string(mode.flags), mode.flags);
+    RawEnv raw(tmp.path() + std::string("/").append(std::to_string(mode.flags)), mode.flags);
     std::vector<double> rates;
     for (int s = 0; s < kSamples; ++s) {
       const auto t0 = Clock::now();
@@ -250,7 +250,7 @@ TEST(Measure, CheckpointAndRestoreOf100MiB) {
     auto writer = std::thread([&] {
       for (int n = 0; copying; ++n) {
         const auto t0 = Clock::now();
-        (void)store->Put("w" + std::to_string(n % 100), "x");
+        (void)store->Put(std::string("w").append(std::to_string(n % 100)), "x");
         commit_ms.push_back(Seconds(Clock::now() - t0) * 1000);
         std::this_thread::sleep_for(std::chrono::microseconds(100));
       }

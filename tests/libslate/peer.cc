@@ -365,7 +365,7 @@ int Call(int argc, char** argv) {
   std::vector<std::byte> reply(4096);
   long long ok = 0;
   for (long long i = 1; i <= count; ++i) {
-    std::string q = "q" + std::to_string(i);
+    std::string q = std::string("q").append(std::to_string(i));
     auto n = client->Call(std::as_bytes(std::span(q.data(), q.size())), reply, timeout);
     if (!n) Die("call " + std::to_string(i) + ": " + n.error().text);
     std::string got(reinterpret_cast<const char*>(reply.data()), *n);

@@ -141,7 +141,7 @@ std::vector<std::string> Kinds(const SystemUnderTest& sut, const std::string& no
     if (e.value("node", "") != node) continue;
     std::string k = e["event"];
     if (k == "state_checkpointed" || k == "child_started" || k == "child_ready") continue;
-    if (e.contains("step")) k += ":" + e["step"].get<std::string>();
+    if (e.contains("step")) k.append(":").append(e["step"].get<std::string>());
     out.push_back(k);
   }
   return out;
